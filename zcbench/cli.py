@@ -1,0 +1,196 @@
+"""Command line: ``python -m zcbench <command> ...``.
+
+Commands
+  run [overrides]            score a space with proxies (Hydra; -m for multirun)
+  list [spaces|proxies]      registered plug-ins
+  data fetch <table> [--dest DIR] [--base-url URL]
+  data verify [table] [--data-dir DIR]
+  data list                  downloadable tables
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+USAGE = __doc__
+
+
+def _fail(msg: str, code: int = 2):
+    print(f"zcbench: error: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+def conf_dir() -> str:
+    import zcbench.conf
+
+    return str(Path(zcbench.conf.__file__).parent)
+
+
+def _space_choices() -> list[str]:
+    return sorted(p.stem for p in (Path(conf_dir()) / "space").glob("*.yaml"))
+
+
+def _prepare_overrides(argv: list[str]) -> list[str]:
+    """Check names before Hydra composes (one-line errors) and quote ``prefix:[a,b]`` proxies."""
+    from zcbench.registry import UnknownNameError, get_proxy
+
+    out = []
+    for arg in argv:
+        m = re.match(r"^(\+?)(space|proxy|proxies)=(.*)$", arg)
+        if not m:
+            out.append(arg)
+            continue
+        key, value = m.group(2), m.group(3)
+        if key == "space":
+            from zcbench.registry import list_spaces
+
+            with_conf, registered = _space_choices(), list_spaces()
+            names = value.split(",")
+            for name in names:
+                if name not in with_conf and name not in registered:
+                    _fail(f"unknown space {name!r}; valid spaces: {', '.join(sorted(set(with_conf) | set(registered)))}")
+            if all(n not in with_conf for n in names):
+                # A plug-in space without a conf/space/<name>.yaml keeps the default
+                # space's batch settings; plug-ins may ship configs via hydra.searchpath.
+                arg = f"space.name={value}"
+            out.append(arg)
+            continue
+        # proxy: a name, a [list], a sweep a,b,c, or a parametrised name such as rankfuse:[ntkt,sept]
+        # The selection lives in the plain key `proxies`; conf/proxy/<name>.yaml (a folder
+        # Hydra would treat as a group) holds each proxy's default options, merged by the runner.
+        if re.match(r"^[\w.-]+:\[.*\]$", value):
+            names, arg = [value], f"proxies='{value}'"
+        else:
+            names, arg = [n for n in re.split(r"[\[\],]", value) if n], f"proxies={value}"
+        for name in names:
+            try:
+                get_proxy(name)
+            except UnknownNameError as exc:
+                _fail(str(exc))
+            except Exception:
+                pass  # constructible only with options; the run reports it properly
+        out.append(arg)
+    return out
+
+
+def _plain(node) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+
+def _proxy_options(names, overrides: dict) -> dict:
+    """Defaults from conf/proxy/<name>.yaml (``options:``) updated by ``proxy_options.<name>.*``."""
+    from omegaconf import OmegaConf
+
+    out = {}
+    for name in names:
+        path = Path(conf_dir()) / "proxy" / f"{name}.yaml"
+        base = OmegaConf.load(path).get("options") or {} if path.exists() else {}
+        merged = OmegaConf.merge(OmegaConf.create(dict(base)), OmegaConf.create(overrides.get(name, {}) or {}))
+        opts = OmegaConf.to_container(merged, resolve=True)
+        if opts:
+            out[name] = opts
+    unknown = set(overrides) - set(names)
+    if unknown:
+        from zcbench.runner import ConfigError
+
+        raise ConfigError(f"proxy_options names proxies not in this run: {', '.join(sorted(unknown))}")
+    return out
+
+
+def _cmd_run(argv: list[str]) -> None:
+    import hydra
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    argv = _prepare_overrides(argv)
+    sys.argv = [sys.argv[0]] + argv
+
+    @hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")
+    def task(cfg: DictConfig) -> None:
+        from zcbench.data import DataError
+        from zcbench.registry import UnknownNameError
+        from zcbench.runner import ConfigError, RunConfig, run
+
+        try:
+            proxy = cfg.proxies
+            proxies = list(proxy) if isinstance(proxy, ListConfig) else [str(proxy)]
+            rc = RunConfig(
+                space=str(cfg.space.name), proxies=[str(p) for p in proxies], seed=cfg.seed,
+                batch_size=cfg.batch_size, seq_len=cfg.seq_len, n_archs=cfg.n_archs, target=cfg.target,
+                device=str(cfg.device), data_dir=cfg.data_dir, results_dir=str(cfg.results_dir), shard=cfg.shard,
+                space_options=_plain(cfg.space.get("options")),
+                proxy_options=_proxy_options(proxies, _plain(cfg.proxy_options)),
+                bootstrap=cfg.bootstrap, progress=bool(cfg.progress),
+            )
+            run(rc)
+        except (ConfigError, UnknownNameError, DataError) as exc:
+            _fail(str(exc))
+        except ValueError as exc:  # e.g. a space rejecting target=...
+            _fail(str(exc).splitlines()[0])
+
+    task()
+
+
+def _cmd_list(argv: list[str]) -> None:
+    from zcbench.registry import list_proxies, list_spaces
+
+    what = argv[0] if argv else "all"
+    if what not in ("spaces", "proxies", "all"):
+        _fail(f"unknown list {what!r}; valid: spaces, proxies")
+    if what in ("spaces", "all"):
+        print("spaces: " + ", ".join(list_spaces()))
+    if what in ("proxies", "all"):
+        print("proxies: " + ", ".join(list_proxies()))
+
+
+def _cmd_data(argv: list[str]) -> None:
+    from zcbench import fetch
+    from zcbench.data import DataError
+
+    ap = argparse.ArgumentParser(prog="python -m zcbench data")
+    sub = ap.add_subparsers(dest="action", required=True)
+    f = sub.add_parser("fetch", help="download a table's pinned upstream files into the data dir")
+    f.add_argument("table")
+    f.add_argument("--dest", default=None, help="data dir to fill (default: the cache, or $ZCBENCH_DATA)")
+    f.add_argument("--base-url", default=None, help="mirror root serving the data-dir layout")
+    v = sub.add_parser("verify", help="check sha256 of local files against the manifest")
+    v.add_argument("table", nargs="?", default=None)
+    v.add_argument("--data-dir", default=None)
+    sub.add_parser("list", help="downloadable tables")
+    args = ap.parse_args(argv)
+    try:
+        if args.action == "list":
+            for t in fetch.list_tables():
+                print(t)
+        elif args.action == "fetch":
+            path = fetch.fetch(args.table, dest=args.dest, base_url=args.base_url)
+            print(f"fetched {args.table} into {path}")
+        else:
+            tables = [args.table] if args.table else fetch.list_tables()
+            bad = False
+            for t in tables:
+                problems = fetch.verify(t, args.data_dir)
+                bad |= bool(problems)
+                shown = "; ".join(problems[:3]) + (f"; ... and {len(problems) - 3} more" if len(problems) > 3 else "")
+                print(f"{t}: " + ("ok" if not problems else f"{len(problems)} problem(s): {shown}"))
+            if bad:
+                sys.exit(1)
+    except DataError as exc:
+        _fail(str(exc))
+
+
+COMMANDS = {"run": _cmd_run, "list": _cmd_list, "data": _cmd_data}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in COMMANDS:
+        _fail(f"unknown command {cmd!r}; valid commands: {', '.join(COMMANDS)}")
+    COMMANDS[cmd](rest)

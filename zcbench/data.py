@@ -1,0 +1,100 @@
+"""Ground-truth importers for upstream benchmark formats, read from a data directory.
+
+The data directory holds upstream files verbatim in their upstream layout
+(``flexibert/BERT_benchmark.json``, ``lts/random_GPT2_wt103/...``,
+``text/wikitext-2/...``). It is, in order of precedence: the ``data_dir``
+argument (Hydra key ``data_dir``), the ``ZCBENCH_DATA`` environment variable,
+or the download cache filled by ``python -m zcbench data fetch`` (see
+``zcbench.fetch``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+class DataError(RuntimeError):
+    """A missing or malformed data file; str() is one line naming the file."""
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("ZCBENCH_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "zcbench")
+    return Path(root)
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    if data_dir:
+        return Path(data_dir).expanduser().resolve()
+    env = os.environ.get("ZCBENCH_DATA")
+    if env:
+        return Path(env).expanduser().resolve()
+    return cache_dir() / "data"
+
+
+def _need(path: Path, hint: str = "") -> Path:
+    if not path.exists():
+        extra = f" ({hint})" if hint else ""
+        raise DataError(f"missing data file {path}{extra}; set data_dir=... or ZCBENCH_DATA, or run `python -m zcbench data fetch`")
+    return path
+
+
+def load_yaml(path: Path):
+    try:
+        with open(_need(path)) as f:
+            return yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        raise DataError(f"malformed YAML in {path}: {str(exc).splitlines()[0]}") from None
+
+
+@dataclass
+class LTSRecord:
+    key: str  # "config_<i>_j<k>"
+    model_config: dict
+    ppl: dict  # valid_ppl, test_ppl, ...
+    params: dict  # total, nonembedding, Attn, FFN, AdaEmb
+
+
+_KEY = re.compile(r"^config_(\d+)_j(\d+)$")
+
+
+def read_lts_table(folder: str | os.PathLike) -> list[LTSRecord]:
+    """Read an LTS results folder: ``config_<i>/j<k>/model_config.yaml`` plus the two summaries.
+
+    Every key of ``ppl_summary.yaml`` must have a model config and a params entry;
+    records come back sorted by (i, k).
+    """
+    folder = Path(folder)
+    _need(folder, "LTS table folder")
+    ppl = load_yaml(folder / "ppl_summary.yaml")
+    params = load_yaml(folder / "params_summary.yaml")
+    if not isinstance(ppl, dict) or not isinstance(params, dict):
+        raise DataError(f"malformed LTS summaries in {folder}: expected mappings")
+    records = []
+    for key in sorted(ppl, key=lambda k: tuple(int(x) for x in _KEY.match(k).groups()) if _KEY.match(k) else (1 << 30, 0)):
+        m = _KEY.match(key)
+        if not m:
+            raise DataError(f"malformed key {key!r} in {folder / 'ppl_summary.yaml'}")
+        cfg_path = folder / f"config_{m.group(1)}" / f"j{m.group(2)}" / "model_config.yaml"
+        cfg = load_yaml(cfg_path)
+        if key not in params:
+            raise DataError(f"{folder / 'params_summary.yaml'} has no entry for {key}")
+        records.append(LTSRecord(key=key, model_config=cfg, ppl=ppl[key], params=params[key]))
+    return records
+
+
+def read_nasbench_bert(path: str | os.PathLike) -> list[dict]:
+    """Read NAS-Bench-BERT's ``BERT_benchmark.json`` (list of {id, scores, hparams})."""
+    path = _need(Path(path))
+    try:
+        with open(path) as f:
+            rows = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"malformed JSON in {path}: {exc}") from None
+    if not isinstance(rows, list) or not rows or not all("scores" in r and "hparams" in r for r in rows):
+        raise DataError(f"malformed NAS-Bench-BERT table {path}: expected a list of records with scores and hparams")
+    return rows
