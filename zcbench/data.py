@@ -65,25 +65,29 @@ _KEY = re.compile(r"^config_(\d+)_j(\d+)$")
 def read_lts_table(folder: str | os.PathLike) -> list[LTSRecord]:
     """Read an LTS results folder: ``config_<i>/j<k>/model_config.yaml`` plus the two summaries.
 
-    Every key of ``ppl_summary.yaml`` must have a model config and a params entry;
-    records come back sorted by (i, k).
+    Records are the union of the keys of ``params_summary.yaml`` and
+    ``ppl_summary.yaml``, sorted by (i, k); each must have a model config. An
+    architecture whose training left no perplexity (upstream's Transformer-XL
+    homogeneous table lacks ``config_6_j4``) keeps an empty ``ppl`` so callers
+    can see it and leave it out of correlations explicitly.
     """
     folder = Path(folder)
     _need(folder, "LTS table folder")
     ppl = load_yaml(folder / "ppl_summary.yaml")
     params = load_yaml(folder / "params_summary.yaml")
-    if not isinstance(ppl, dict) or not isinstance(params, dict):
-        raise DataError(f"malformed LTS summaries in {folder}: expected mappings")
+    for name, table in (("ppl_summary.yaml", ppl), ("params_summary.yaml", params)):
+        if not isinstance(table, dict):
+            raise DataError(f"malformed LTS summary {folder / name}: expected a mapping of config keys")
     records = []
-    for key in sorted(ppl, key=lambda k: tuple(int(x) for x in _KEY.match(k).groups()) if _KEY.match(k) else (1 << 30, 0)):
+    for key in set(ppl) | set(params):
         m = _KEY.match(key)
         if not m:
-            raise DataError(f"malformed key {key!r} in {folder / 'ppl_summary.yaml'}")
-        cfg_path = folder / f"config_{m.group(1)}" / f"j{m.group(2)}" / "model_config.yaml"
-        cfg = load_yaml(cfg_path)
-        if key not in params:
-            raise DataError(f"{folder / 'params_summary.yaml'} has no entry for {key}")
-        records.append(LTSRecord(key=key, model_config=cfg, ppl=ppl[key], params=params[key]))
+            raise DataError(f"malformed key {key!r} in {folder}/ppl_summary.yaml or params_summary.yaml")
+        cfg = load_yaml(folder / f"config_{m.group(1)}" / f"j{m.group(2)}" / "model_config.yaml")
+        if not isinstance(cfg, dict):
+            raise DataError(f"malformed model config {folder / f'config_{m.group(1)}' / f'j{m.group(2)}' / 'model_config.yaml'}")
+        records.append(LTSRecord(key=key, model_config=cfg, ppl=ppl.get(key) or {}, params=params.get(key) or {}))
+    records.sort(key=lambda r: tuple(int(x) for x in _KEY.match(r.key).groups()))
     return records
 
 
