@@ -362,7 +362,9 @@ class AutoFormerSpace(Space):
 
     def __init__(self, data_dir: str | None = None, target: str | None = None, variant: str = "tiny",
                  num_classes: int = 1000, img_size: int = 224, patch_size: int = 16,
-                 relative_position: bool = True, pool: str = "mean", **cfg):
+                 relative_position: bool = True, pool: str = "mean", choices: dict | None = None, **cfg):
+        """``choices``: a scaled-down sub-space, overriding some of the variant's choice sets,
+        e.g. ``{embed_dim: [64, 96], depth: [2, 3, 4]}`` (project-built tables, docs/groundtruth.md)."""
         super().__init__(data_dir=data_dir, target=target, **cfg)
         if variant not in VARIANTS:
             raise ValueError(f"space autoformer: unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
@@ -372,12 +374,18 @@ class AutoFormerSpace(Space):
             raise ValueError(f"space autoformer: img_size {img_size} is not a multiple of patch_size {patch_size}")
         self.variant = variant
         self.choices = {k: VARIANTS[variant][k] for k in GENE_KEYS}
+        for k, v in (choices or {}).items():
+            if k not in GENE_KEYS:
+                raise ValueError(f"space autoformer: unknown choices key {k!r}; valid: {', '.join(GENE_KEYS)}")
+            self.choices[k] = tuple(float(x) if k == "mlp_ratio" else int(x) for x in v)
         self.params_range = tuple(v * 10**6 for v in VARIANTS[variant]["params_m"])
         self.num_classes = int(num_classes)
         self.img_size, self.patch_size = int(img_size), int(patch_size)
         self.relative_position, self.pool = bool(relative_position), pool
         self.cfg.update(variant=variant, num_classes=self.num_classes, img_size=self.img_size,
                         patch_size=self.patch_size, relative_position=self.relative_position, pool=pool)
+        if choices:
+            self.cfg["choices"] = {k: list(v) for k, v in choices.items()}
 
     # ---- stored benchmark: none is public ---------------------------------
     def load_stored(self) -> list[Arch]:

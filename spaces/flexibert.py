@@ -156,7 +156,7 @@ def validate_genes(genes: dict) -> None:
     """Raise ValueError naming the first gene outside the space."""
     if not isinstance(genes, dict) or set(genes) != {"hidden_size", "encoder_layers"}:
         raise ValueError("genes must have exactly the keys hidden_size and encoder_layers")
-    if genes["hidden_size"] not in HIDDEN_SIZES or isinstance(genes["hidden_size"], bool):
+    if type(genes["hidden_size"]) is not int or genes["hidden_size"] not in HIDDEN_SIZES:
         raise ValueError(f"hidden_size={genes['hidden_size']!r} not in {HIDDEN_SIZES}")
     layers = genes["encoder_layers"]
     if not isinstance(layers, list) or len(layers) not in NUM_LAYERS:
@@ -165,7 +165,7 @@ def validate_genes(genes: dict) -> None:
         if not isinstance(layer, dict) or set(layer) != set(LAYER_FIELDS):
             raise ValueError(f"encoder_layers[{i}] must have exactly the keys {', '.join(LAYER_FIELDS)}")
         t, p = layer["operation_type"], layer["operation_parameter"]
-        if t not in OPERATIONS:
+        if not isinstance(t, str) or t not in OPERATIONS:
             raise ValueError(f"encoder_layers[{i}].operation_type={t!r} not in {tuple(OPERATIONS)}")
         # exact type check so that 5 and "5" (or True and 1) are never the same gene
         if not any(type(p) is type(v) and p == v for v in OPERATIONS[t]):
@@ -465,6 +465,7 @@ class FlexiBertSpace(Space):
         if not 0.0 < self.mask_prob < 1.0:
             raise ValueError(f"space flexibert: mask_prob={self.mask_prob} must lie in (0, 1)")
         self._n_words: int | None = None
+        self._stream = None  # (token ids, provenance), loaded once
 
     # ---- stored benchmark -------------------------------------------------
     @property
@@ -621,7 +622,9 @@ class FlexiBertSpace(Space):
 
         if not 4 <= seq_len <= MAX_POSITIONS:
             raise ValueError(f"seq_len={seq_len} must lie in [4, {MAX_POSITIONS}]")
-        stream, prov = token_stream("wordpiece", VOCAB_SIZE, self.data_dir)
+        if self._stream is None:
+            self._stream = token_stream("wordpiece", VOCAB_SIZE, self.data_dir)
+        stream, prov = self._stream
         n_text = seq_len - 2
         text = lm_windows(stream, batch_size, n_text - 1, seed)  # n_text tokens per row
         clean = torch.cat([torch.full((batch_size, 1), CLS_ID), text, torch.full((batch_size, 1), SEP_ID)], dim=1)

@@ -151,5 +151,9 @@ def test_wheel_ships_proxies_spaces_and_conf(tmp_path):
     assert "zcbench/spaces/gpt2.py" in names
     assert "zcbench/conf/config.yaml" in names and "zcbench/conf/space/gpt2.yaml" in names
     assert "zcbench/manifest.json" in names
+    # sub-packages and data the commands need at run time
+    assert "zcbench/search/lpzero/gp.py" in names and "zcbench/search/etas.py" in names
+    assert "zcbench/conf/hydra/launcher/joblib.yaml" in names and "zcbench/conf/search.yaml" in names
+    assert "zcbench/site/style.css" in names and "zcbench/published.yaml" in names
     tops = {n.split("/")[0] for n in names if not n.startswith("zcbench-")}
     assert tops == {"zcbench"}, tops  # no generic top-level names such as proxies/ or spaces/

@@ -129,7 +129,7 @@ def test_uniform_sampling_and_size_on_a_miniature_space():
     assert len(seen) == sp.space_size()
     expected = n / sp.space_size()
     chi2 = sum((c - expected) ** 2 / expected for c in seen.values())
-    assert chi2 < 40  # 11 dof: p ~ 4e-5 at 40; a depth-uniform sampler gives chi2 ~ 500 here
+    assert chi2 < 40  # 11 dof: p ~ 4e-5 at 40; a depth-uniform sampler gives chi2 ~ 750 here
 
 
 # ---- genes ---------------------------------------------------------------
@@ -353,17 +353,19 @@ def test_slow_full_size_models(variant):
 
 @pytest.mark.slow
 def test_slow_tiny_model_fits_a_batch():
-    sp = AutoFormerSpace(variant="tiny")
+    # trainability sanity check at 64x64 (17 tokens) to keep it short: 30 AdamW steps memorise 16 digits
+    sp = AutoFormerSpace(variant="tiny", img_size=64)
     a = sp.sample(random.Random(0))
-    batch = sp.make_batch(8, 0, seed=0)
+    batch = sp.make_batch(16, 0, seed=0)
     torch.manual_seed(0)
     m = sp.build(a)
-    opt = torch.optim.AdamW(m.parameters(), lr=3e-4)
-    first = None
-    for _ in range(15):
-        loss = m(batch.inputs, batch.targets).loss
-        first = first if first is not None else loss.item()
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(30):
+        out = m(batch.inputs, batch.targets)
         opt.zero_grad()
-        loss.backward()
+        out.loss.backward()
         opt.step()
-    assert loss.item() < 0.5 * first
+        losses.append(out.loss.item())
+    assert losses[0] > 6 and losses[-1] < 1.5
+    assert (out.logits.argmax(-1) == batch.targets).float().mean() > 0.5

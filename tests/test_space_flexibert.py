@@ -172,8 +172,8 @@ def test_upstream_variant_builds_what_the_notebook_built(data_dir):
     model = sp.build(small)
     assert model.backbone.hidden == 256
     assert params_by_role(model.backbone)["total"] == sp.param_counts(small)["total"]
-    assert [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear) and m.in_features == 256
-            and m.out_features > 256] == [1024] * sum(layer["num_feed_forward"] for layer in small.genes["encoder_layers"])
+    for layer, spec in zip(model.backbone.layers, small.genes["encoder_layers"]):
+        assert [up.out_features for up in layer.ffn.ups] == [1024] * spec["num_feed_forward"]
     batch = sp.make_batch(2, 16, 0)
     out = model(batch.inputs, batch.targets)
     assert torch.isfinite(out.loss) and out.hidden.shape[-1] == 256
@@ -267,6 +267,7 @@ def test_ids_are_stable_and_tie_back_to_the_table(space, records):
 
 @pytest.mark.parametrize("mutation, gene", [
     (lambda g: g.update(hidden_size=512), "hidden_size"),
+    (lambda g: g.update(hidden_size=256.0), "hidden_size"),
     (lambda g: g["encoder_layers"].pop(), "encoder_layers"),
     (lambda g: g["encoder_layers"][0].update(operation_type="DSC", operation_parameter="5"), "operation_parameter"),
     (lambda g: g["encoder_layers"][0].update(operation_type="CONV"), "operation_type"),

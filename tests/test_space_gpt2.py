@@ -9,7 +9,7 @@ import torch
 
 from zcbench import create_space
 from zcbench.introspect import blocks, params_by_role, taps
-from zcbench.spaces import gpt2 as gpt2_mod
+from zcbench.space import Arch
 from zcbench.spaces._adaptive import clean_cutoffs
 
 torch.set_num_threads(1)
@@ -173,6 +173,32 @@ def test_seeded_build_and_batch_are_deterministic(space):
     assert int(b1.inputs.max()) < 50264
 
 
+def test_causal_prefix_consistency(space):
+    torch.manual_seed(0)
+    model = space.build(space.by_id("config_0_j0")).eval()
+    batch = space.make_batch(2, 24, seed=2)
+    with torch.no_grad():
+        full, prefix = model(batch.inputs).hidden, model(batch.inputs[:, :10]).hidden
+    assert torch.allclose(full[:, :10], prefix, atol=1e-5)
+    assert not torch.allclose(full[:, 10:20], model(batch.inputs[:, 10:20]).hidden, atol=1e-3)
+
+
+def test_dropout_option(space, data_dir):
+    s0 = create_space("gpt2", data_dir=str(data_dir), dropout=0.0)
+    a = Arch(genes=space.by_id("config_0_j0").genes)  # not via s0: no need to load its table
+    batch = s0.make_batch(2, 16, seed=0)
+    torch.manual_seed(0)
+    m = s0.build(a)
+    assert torch.equal(m(batch.inputs).hidden, m.eval()(batch.inputs).hidden)  # train == eval without dropout
+    s1 = create_space("gpt2", data_dir=str(data_dir))
+    torch.manual_seed(0)
+    m1 = s1.build(a)
+    assert s1.dropout == 0.1 and m1.h[0].mlp.drop.p == 0.1 and m.h[0].mlp.drop.p == 0.0
+    assert s0.param_counts(a) == s1.param_counts(a)
+    with pytest.raises(ValueError, match="dropout"):
+        create_space("gpt2", data_dir=str(data_dir), dropout=1.5)
+
+
 def test_sequence_longer_than_positions_fails(space):
     torch.manual_seed(0)
     model = space.build(space.by_id("config_0_j0"))
@@ -190,7 +216,7 @@ def test_sample_respects_constraints_and_is_seeded(space, stored):
         g = space.sample(rng).genes
         space.validate(g)
         assert len(g["n_head"]) == len(g["d_inner"]) == g["n_layer"]
-        assert all(gpt2_mod.d_inner_floor(g["d_model"]) <= d <= 2048 for d in g["d_inner"])
+        assert all(space.d_inner_floor(g["d_model"]) <= d <= 2048 for d in g["d_inner"])
         assert all(d >= int(1.7 * g["d_model"]) for d in g["d_inner"])
         for k in seen:
             seen[k].add(g[k])

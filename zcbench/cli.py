@@ -2,7 +2,13 @@
 
 Commands
   run [overrides]            score a space with proxies (Hydra; -m for multirun)
+  merge [overrides]          combine shards (shard=i/n runs) of the same run: correlations over all
   list [spaces|proxies]      registered plug-ins
+  report [--results-dir R] [--out O] [--formats md,tex,html,csv]   tables and figures from results/
+  leaderboard [--results-dir R] [--out O]                          static site from results/
+  search [overrides]         LPZero proxy search (conf/search.yaml; task=search|ablation|transfer|cache)
+  etas [overrides]           ETAS regularized-evolution architecture search (conf/etas.yaml)
+  groundtruth build [overrides]   train sampled architectures into a new ground-truth table
   data fetch <table> [--dest DIR] [--base-url URL]
   data verify [table] [--data-dir DIR]
   data list                  downloadable tables
@@ -12,7 +18,13 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import warnings
 from pathlib import Path
+
+# Hydra's plug-in launchers register structured configs under the same names as our shipped
+# conf/hydra/launcher/*.yaml; the merge is intended, the warning is noise.
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/[\w-]+' is validated against ConfigStore schema",
+                        category=UserWarning)
 
 USAGE = __doc__
 
@@ -32,12 +44,14 @@ def _space_choices() -> list[str]:
     return sorted(p.stem for p in (Path(conf_dir()) / "space").glob("*.yaml"))
 
 
-def _prepare_overrides(argv: list[str]) -> list[str]:
+def _prepare_overrides(argv: list[str], allow_none: bool = False) -> list[str]:
     """Check names before Hydra composes (one-line errors) and quote ``prefix:[a,b]`` proxies."""
     from zcbench.registry import UnknownNameError, get_proxy
 
     out = []
     for arg in argv:
+        if re.match(r"^proxy_options\.", arg):
+            arg = "++" + arg  # proxy_options is {} by default: new keys need Hydra's force-add
         m = re.match(r"^(\+?)(space|proxy|proxies)=(.*)$", arg)
         if not m:
             out.append(arg)
@@ -65,6 +79,8 @@ def _prepare_overrides(argv: list[str]) -> list[str]:
         else:
             names, arg = [n for n in re.split(r"[\[\],]", value) if n], f"proxies={value}"
         for name in names:
+            if name == "none" and allow_none:
+                continue
             try:
                 get_proxy(name)
             except UnknownNameError as exc:
@@ -101,7 +117,7 @@ def _proxy_options(names, overrides: dict) -> dict:
     return out
 
 
-def _cmd_run(argv: list[str]) -> None:
+def _cmd_run(argv: list[str], mode: str = "run") -> None:
     import hydra
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -125,11 +141,11 @@ def _cmd_run(argv: list[str]) -> None:
                 proxy_options=_proxy_options(proxies, _plain(cfg.proxy_options)),
                 bootstrap=cfg.bootstrap, progress=bool(cfg.progress),
             )
-            run(rc)
+            run(rc, mode=mode)
         except (ConfigError, UnknownNameError, DataError) as exc:
-            _fail(str(exc))
-        except ValueError as exc:  # e.g. a space rejecting target=...
-            _fail(str(exc).splitlines()[0])
+            _job_fail(str(exc))
+        except ValueError as exc:  # e.g. a space rejecting target=... or a proxy rejecting an option
+            _job_fail(str(exc).splitlines()[0])
 
     task()
 
@@ -182,7 +198,96 @@ def _cmd_data(argv: list[str]) -> None:
         _fail(str(exc))
 
 
-COMMANDS = {"run": _cmd_run, "list": _cmd_list, "data": _cmd_data}
+def _cmd_merge(argv: list[str]) -> None:
+    _cmd_run(argv, mode="merge")
+
+
+def _cmd_report(argv: list[str]) -> None:
+    from zcbench.report import main_report
+
+    sys.exit(main_report(argv))
+
+
+def _cmd_leaderboard(argv: list[str]) -> None:
+    from zcbench.leaderboard import main_leaderboard
+
+    sys.exit(main_leaderboard(argv))
+
+
+def _job_fail(msg: str) -> None:
+    """Fail a Hydra job: one line and exit 2 in a single run; raise under a launcher (multirun),
+    where sys.exit inside a worker (joblib, Ray) would be reported as a crash without the message."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:
+        multirun = False
+    if multirun:
+        raise RuntimeError(f"zcbench: error: {msg}")
+    _fail(msg)
+
+
+def _cmd_search(argv: list[str]) -> None:
+    import hydra
+    from omegaconf import DictConfig
+
+    argv = _prepare_overrides(argv)
+    sys.argv = [sys.argv[0]] + argv
+
+    @hydra.main(config_path=conf_dir(), config_name="search", version_base="1.3")
+    def task(cfg: DictConfig) -> None:
+        from zcbench.data import DataError
+        from zcbench.registry import UnknownNameError
+        from zcbench.runner import ConfigError
+        from zcbench.search.lpzero import main_search
+
+        try:
+            main_search(cfg)
+        except (ConfigError, UnknownNameError, DataError) as exc:
+            _job_fail(str(exc))
+        except ValueError as exc:
+            _job_fail(str(exc).splitlines()[0])
+
+    task()
+
+
+def _cmd_etas(argv: list[str]) -> None:
+    import hydra
+    from omegaconf import DictConfig
+
+    argv = _prepare_overrides(argv, allow_none=True)
+    sys.argv = [sys.argv[0]] + argv
+
+    @hydra.main(config_path=conf_dir(), config_name="etas", version_base="1.3")
+    def task(cfg: DictConfig) -> None:
+        from zcbench.data import DataError
+        from zcbench.registry import UnknownNameError
+        from zcbench.runner import ConfigError
+        from zcbench.search.etas import main_etas
+
+        try:
+            main_etas(cfg)
+        except (ConfigError, UnknownNameError, DataError) as exc:
+            _job_fail(str(exc))
+        except ValueError as exc:
+            _job_fail(str(exc).splitlines()[0])
+
+    task()
+
+
+def _cmd_groundtruth(argv: list[str]) -> None:
+    try:
+        from zcbench.groundtruth import main_groundtruth
+    except ImportError:
+        _fail("groundtruth: not available in this installation")
+    main_groundtruth(argv)
+
+
+COMMANDS = {"run": _cmd_run, "merge": _cmd_merge, "list": _cmd_list, "data": _cmd_data, "report": _cmd_report,
+            "leaderboard": _cmd_leaderboard, "search": _cmd_search, "etas": _cmd_etas,
+            "groundtruth": _cmd_groundtruth}
 
 
 def main(argv: list[str] | None = None) -> None:

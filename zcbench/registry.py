@@ -93,6 +93,7 @@ def load_plugins(force: bool = False) -> None:
     if _loaded and not force:
         return
     _loaded = True
+    importlib.import_module("zcbench.fusion")  # core set-level proxies (rankfuse:[...])
     _import_package_modules("zcbench.spaces")
     _import_package_modules("zcbench.proxies")
     _load_entry_points(SPACE_GROUP)

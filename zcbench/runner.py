@@ -125,12 +125,34 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run(rc: RunConfig) -> dict:
-    """Score, store, correlate. Returns {proxy: summary dict}."""
+def _expand(rc: RunConfig):
+    """Requested proxies, and the per-arch proxies to score (set proxies' components added)."""
+    from zcbench.fusion import SetProxy
+
+    requested = [get_proxy(name, **rc.proxy_options.get(name, {})) for name in rc.proxies]
+    per_arch: dict[str, object] = {}
+    for p in requested:
+        if isinstance(p, SetProxy):
+            for c in p.components:
+                if c not in per_arch:
+                    per_arch[c] = get_proxy(c, **rc.proxy_options.get(c, {}))
+        elif p.name not in per_arch:
+            per_arch[p.name] = p
+    sets = [p for p in requested if isinstance(p, SetProxy)]
+    return list(per_arch.values()), sets
+
+
+def run(rc: RunConfig, mode: str = "run") -> dict:
+    """Score (mode "run") or only combine what is stored (mode "merge"); store, correlate.
+
+    Returns {proxy name: summary dict}. In merge mode the shard setting is ignored
+    and every architecture of the selection must already have a score.
+    """
     check_config(rc)
     space = create_space(rc.space, data_dir=rc.data_dir, target=rc.target, **rc.space_options)
-    proxies = [get_proxy(name, **rc.proxy_options.get(name, {})) for name in rc.proxies]
-    archs = select_archs(space, rc.n_archs, rc.seed, rc.shard)
+    proxies, set_proxies = _expand(rc)
+    shard = rc.shard if mode == "run" else None
+    archs = select_archs(space, rc.n_archs, rc.seed, shard)
 
     batch_info = None
     if any(not set(p.needs) <= DATA_FREE_NEEDS for p in proxies):
@@ -142,14 +164,31 @@ def run(rc: RunConfig) -> dict:
         files[p.name] = f
     done = {name: f.read() for name, f in files.items()}
     todo = [a for a in archs if any(a.id not in done[p.name] for p in proxies)]
+    if mode == "merge":
+        if todo:
+            raise ConfigError(f"{len(todo)} of {len(archs)} architectures have no score yet for "
+                              f"{', '.join(p.name for p in proxies)} (seed {rc.seed}); run the missing shards first")
+    else:
+        _score(space, archs, todo, proxies, files, done, rc)
+
+    summaries = {p.name: summarize(space, p.name, files[p.name], archs, rc) for p in proxies}
+    for sp in set_proxies:
+        if shard is not None:
+            _log(f"{sp.name}: a set-level proxy; combine the shards with `python -m zcbench merge` to fuse it")
+            continue
+        f = _fuse(space, sp, archs, files, rc)
+        summaries[sp.name] = summarize(space, sp.name, f, archs, rc)
+    return summaries
+
+
+def _score(space, archs, todo, proxies, files, done, rc: RunConfig) -> None:
     skipped = len(archs) - len(todo)
     if skipped:
         _log(f"resuming: {skipped} of {len(archs)} architectures already scored for every requested proxy")
-
     from tqdm import tqdm
 
-    bar = tqdm(todo, desc=f"{space.name} × {','.join(rc.proxies)}", unit="arch", disable=not rc.progress,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(todo, desc=f"{space.name} × {','.join(p.name for p in proxies)}", unit="arch",
+               disable=not rc.progress, file=sys.stderr, dynamic_ncols=True)
     for arch in bar:
         need = [p for p in proxies if arch.id not in done[p.name]]
         t0 = time.perf_counter()
@@ -164,10 +203,29 @@ def run(rc: RunConfig) -> dict:
             files[p.name].append(rec)
             done[p.name][arch.id] = rec
 
-    summaries = {}
-    for p in proxies:
-        summaries[p.name] = summarize(space, p.name, files[p.name], archs, rc)
-    return summaries
+
+def _fuse(space, sp, archs, files, rc: RunConfig) -> ScoreFile:
+    """Compute a set-level proxy from its stored components; rewrite its score file whole."""
+    import hashlib
+
+    ids = [a.id for a in archs]
+    recs = {c: files[c].read() for c in sp.components}
+    comp = pd.DataFrame({c: {i: recs[c][i]["score"] for i in ids} for c in sp.components}, dtype=float)
+    fused = sp.combine(comp)
+    data_cfg = {"components": {c: files[c].key for c in sp.components},
+                "archs": hashlib.sha1(",".join(sorted(ids)).encode()).hexdigest()[:10]}
+    f = ScoreFile(rc.results_dir, space.name, sp.name, rc.seed, data_cfg, sp.version)
+    f.ensure_meta({"zcbench_version": zcbench.__version__, "citation": sp.citation, "set_level": True})
+    keys = {a.id: a.key for a in archs}
+    lines = []
+    for i in ids:
+        v = float(fused[i])
+        status = "ok" if math.isfinite(v) else "nan"
+        secs = sum(recs[c][i]["seconds"] for c in sp.components)
+        lines.append(json.dumps({"arch_id": i, "key": keys[i], "score": v if math.isfinite(v) else str(v),
+                                 "status": status, "seconds": round(secs, 6), "message": ""}, sort_keys=True))
+    atomic_write_text(f.path, "\n".join(lines) + "\n")
+    return f
 
 
 def summarize(space, proxy_name: str, score_file: ScoreFile, archs, rc: RunConfig) -> dict:

@@ -1,0 +1,166 @@
+"""Cost of the proxy catalogue, as multiples of one forward+backward of the same minibatch.
+
+For each space and a seeded sample of its stored architectures this measures
+
+* ``fwd+bwd``   — one ``model(inputs, targets).loss`` forward and ``.backward()`` (median of ``--reps``),
+* every proxy alone through ``score_arch`` (its passes + its own arithmetic),
+* the standard-backward group together (grad_norm, snip, fisher, plain, synaptic_diversity,
+  synaptic_saliency, head_importance, attention/softmax confidence, nwot, activation_distance,
+  meco, lpzero, eznas) — target <= 1.5x,
+* the whole catalogue through the shared passes — target <= 4x,
+
+where a proxy set's cost is the time of a ``score_arch`` call minus the time of building the
+model and the batch (measured the same way), i.e. the passes and the proxies' arithmetic
+only. On CPU the clock is this process's CPU time (``--clock cpu``, default there; use one
+thread): on a shared machine wall time mostly measures the neighbours. On CUDA it is wall
+time with synchronisation. Every figure is a median of ``--reps`` repetitions. The first
+architecture is scored once untimed (warm-up: FlopCounterMode and allocator start-up).
+The catalogue is the zero-cost catalogue of issue 4 (``CATALOGUE``); ``--all-registered``
+adds every other registered proxy that needs a model.
+
+    python bench/bench_proxies.py --space gpt2 --n-archs 3 --batch-size 16 --seq-len 192
+    python bench/bench_proxies.py --space gpt2 flexibert --device cuda
+
+Prints a table per architecture and the mean ratios per space.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import zcbench  # noqa: E402
+from zcbench.engine import score_arch  # noqa: E402
+
+STANDARD_GROUP = ["grad_norm", "snip", "fisher", "plain", "synaptic_diversity", "synaptic_saliency",
+                  "head_importance", "attention_confidence", "softmax_confidence", "nwot", "activation_distance",
+                  "meco", "lpzero", "eznas"]
+CATALOGUE = ["flops", "grad_norm", "snip", "grasp", "fisher", "plain", "synflow", "logsynflow", "jacob_cov",
+             "jacobian_cosine", "nwot", "activation_distance", "synaptic_diversity", "synaptic_saliency", "dss",
+             "attention_confidence", "softmax_confidence", "head_importance", "zico", "meco", "eznas", "lpzero"]
+SPACE_DEFAULTS = {"gpt2": (16, 192), "transxl": (16, 192), "transxl_homogeneous": (16, 192),
+                  "flexibert": (16, 128), "autoformer": (16, 0)}
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+class Clock:
+    def __init__(self, kind: str, device: str):
+        self.kind, self.device = kind, device
+
+    def now(self) -> float:
+        _sync(self.device)
+        return time.process_time() if self.kind == "cpu" else time.perf_counter()
+
+
+def time_setup(space, arch, batch_size, seq_len, device, clock, reps, seed=0) -> float:
+    times = []
+    for _ in range(reps):
+        t0 = clock.now()
+        torch.manual_seed(seed)
+        space.build(arch).to(device).eval()
+        space.make_batch(batch_size, seq_len, seed).to(device)
+        times.append(clock.now() - t0)
+    return statistics.median(times)
+
+
+def time_fwd_bwd(space, arch, batch_size, seq_len, device, clock, reps, seed=0) -> float:
+    torch.manual_seed(seed)
+    model = space.build(arch).to(device).eval()
+    batch = space.make_batch(batch_size, seq_len, seed).to(device)
+    times = []
+    for _ in range(reps + 1):
+        model.zero_grad(set_to_none=True)
+        t0 = clock.now()
+        model(batch.inputs, batch.targets).loss.backward()
+        times.append(clock.now() - t0)
+    return statistics.median(times[1:])
+
+
+def time_set(space, arch, names, batch_size, seq_len, device, clock, reps, setup, seed=0) -> tuple[float, dict]:
+    times = []
+    for _ in range(reps):
+        proxies = [zcbench.get_proxy(n) for n in names]
+        t0 = clock.now()
+        res = score_arch(space, arch, proxies, seed=seed, batch_size=batch_size, seq_len=seq_len, device=device)
+        times.append(clock.now() - t0 - setup)
+    bad = {n: r.status for n, r in res.items() if r.status not in ("ok", "n/a")}
+    if bad:
+        print(f"    warning: {bad}", file=sys.stderr)
+    return statistics.median(times), dict(score_arch.last_stats)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--space", nargs="+", default=["gpt2"])
+    ap.add_argument("--n-archs", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--seq-len", type=int, default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    ap.add_argument("--proxies", nargs="*", default=None, help="subset to time alone (default: the catalogue)")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default=None, help="default: cpu on CPU, wall on CUDA")
+    ap.add_argument("--all-registered", action="store_true", help="catalogue = every registered model proxy")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    catalogue = list(CATALOGUE)
+    if args.all_registered:
+        catalogue += [n for n in zcbench.list_proxies()
+                      if n not in catalogue and not set(zcbench.get_proxy(n).needs) <= {"arch"}]
+    alone = args.proxies if args.proxies is not None else catalogue
+    clock = Clock(args.clock or ("wall" if args.device.startswith("cuda") else "cpu"), args.device)
+    for space_name in args.space:
+        space = zcbench.create_space(space_name)
+        bs, sl = SPACE_DEFAULTS.get(space_name, (16, 128))
+        bs = args.batch_size or bs
+        sl = args.seq_len if args.seq_len is not None else sl
+        stored = sorted(space.stored(), key=lambda a: a.id)
+        rng = random.Random(args.seed)
+        archs = rng.sample(stored, min(args.n_archs, len(stored))) if stored else \
+            [space.sample(rng) for _ in range(args.n_archs)]
+        print(f"== {space_name}: {len(archs)} archs, batch {bs} x seq {sl}, device {args.device}, "
+              f"threads {torch.get_num_threads()}, clock {clock.kind}")
+        time_set(space, archs[0], catalogue, bs, sl, args.device, clock, 1, 0.0, args.seed)  # warm-up
+        ratios: dict[str, list[float]] = {}
+        for arch in archs:
+            setup = time_setup(space, arch, bs, sl, args.device, clock, args.reps, args.seed)
+            base = time_fwd_bwd(space, arch, bs, sl, args.device, clock, args.reps, args.seed)
+            row = {}
+            for n in alone:
+                row[n] = time_set(space, arch, [n], bs, sl, args.device, clock, args.reps, setup, args.seed)[0] / base
+            row["[standard group]"], st = time_set(space, arch, STANDARD_GROUP, bs, sl, args.device, clock, args.reps,
+                                                   setup, args.seed)
+            row["[standard group]"] /= base
+            group_passes = f"{st.get('forward', 0)}F/{st.get('backward', 0)}B"
+            row["[whole catalogue]"], st = time_set(space, arch, catalogue, bs, sl, args.device, clock, args.reps,
+                                                    setup, args.seed)
+            row["[whole catalogue]"] /= base
+            all_passes = f"{st.get('forward', 0)}F/{st.get('backward', 0)}B"
+            print(f"-- {arch.key or arch.id}: fwd+bwd = {base * 1000:.1f} ms, build+batch = {setup * 1000:.1f} ms; "
+                  f"standard group {group_passes}, "
+                  f"catalogue {all_passes}")
+            for n, r in row.items():
+                ratios.setdefault(n, []).append(r)
+                print(f"   {n:24s} {r:7.2f}x")
+        print(f"== {space_name} mean over {len(archs)} archs (x one forward+backward):")
+        for n, rs in ratios.items():
+            print(f"   {n:24s} {statistics.mean(rs):7.2f}x   (min {min(rs):.2f}, max {max(rs):.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

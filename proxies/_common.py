@@ -1,0 +1,58 @@
+"""Helpers shared by the built-in proxies (not a proxy module: the leading underscore keeps
+the registry from importing it as a plug-in).
+
+Conventions every proxy here follows (see docs/proxies.md):
+
+* "weight layers" are the ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` modules of the
+  model (each once), as in Abdelfattah et al.'s ``get_layer_metric_array`` that LPZero
+  reused; layers whose role is ``output`` (task heads) are left out unless the proxy's
+  ``include_output`` option is true — LPZero scored GPT-2 with adaptive-softmax heads
+  (no linear layer) and FlexiBERT backbones without a head;
+* per-layer quantities are computed in float64 and summed over layers;
+* a layer that did not take part in the objective (gradient ``None``) contributes 0,
+  as upstream's ``torch.zeros_like`` fallback did.
+"""
+from __future__ import annotations
+
+import torch
+
+from zcbench.engine import NotApplicable
+
+F64 = torch.float64
+
+
+def d(t: torch.Tensor) -> torch.Tensor:
+    """Float64 copy for numerically careful reductions."""
+    return t.detach().to(F64)
+
+
+def as_matrix(w: torch.Tensor) -> torch.Tensor:
+    """A weight as a 2-D matrix (out, fan_in): conv kernels are flattened per output channel."""
+    return w.reshape(w.shape[0], -1)
+
+
+def nuclear(w: torch.Tensor) -> torch.Tensor:
+    """Nuclear norm (sum of singular values) in float64, from the eigenvalues of the smaller Gram
+    matrix (sigma_i = sqrt(lambda_i(W^T W))): the same number as ``matrix_norm(ord="nuc")`` to
+    ~1e-12 relative, about twice as fast on the tall attention projections."""
+    x = d(as_matrix(w))
+    gram = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T
+    return torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().sum()
+
+
+def layers_or_na(ctx, what: str, **kw):
+    layers = ctx.weight_layers(**kw)
+    if not layers:
+        raise NotApplicable(f"the model has no {what}")
+    return layers
+
+
+def taps_or_na(ctx, kind: str):
+    recs = ctx.tap_records(kind)
+    if not recs:
+        raise NotApplicable(f"the model has no '{kind}' taps")
+    return recs
+
+
+def linear_only(layers):
+    return [wl for wl in layers if isinstance(wl.module, torch.nn.Linear)]

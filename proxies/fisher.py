@@ -1,0 +1,50 @@
+"""fisher — channel-wise Fisher information of the layer outputs, summed.
+
+Formula (Theis et al., "Faster gaze prediction with dense networks and Fisher
+pruning", 2018; Turner et al., "BlockSwap", ICLR 2020; as a proxy: Abdelfattah et
+al., ICLR 2021; LPZero's ``fisher.py`` for Transformers)::
+
+    Delta_l,k = 1/2 * mean_n ( a_l,n,k * dL/da_l,n,k )^2
+    fisher    = sum_l  fan_in(l) * sum_k Delta_l,k
+
+where ``a_l`` is the output of weight layer ``l`` (channel ``k``) and ``n`` runs over
+every token of the minibatch (LPZero reshapes Transformer activations to
+``(tokens, channels)``; for convolutions the spatial positions are summed first, as in
+Abdelfattah's code). The reference code broadcasts each channel's value to every
+weight of that channel before summing, hence the factor ``fan_in(l)`` = weights per
+output channel.
+
+Deviations: HF ``Conv1D`` stores its weight transposed, so on LPZero's GPT-2 the
+broadcast used ``fan_out`` instead of ``fan_in``; we use the definition (weights per
+output channel). Eval mode. Layers called more than once per forward are rejected by
+the engine (none of the built-in spaces has one).
+"""
+from __future__ import annotations
+
+import torch
+
+from zcbench.engine import Proxy
+from zcbench.registry import register_proxy
+from zcbench.proxies._common import d, layers_or_na
+
+
+@register_proxy("fisher")
+class Fisher(Proxy):
+    needs = frozenset({"layer_outputs"})
+    citation = "Theis et al. 2018; Turner et al., BlockSwap, ICLR 2020; Abdelfattah et al., ICLR 2021"
+    defaults = {"objective": None, "include_output": False}
+
+    def score(self, ctx) -> float:
+        total = 0.0
+        for wl in layers_or_na(ctx, "weight layers", include_output=self.options["include_output"]):
+            act, grad = ctx.layer_outputs.get(wl.name, (None, None))
+            if act is None or grad is None:
+                continue
+            if isinstance(wl.module, torch.nn.Linear):
+                g_nk = (act * grad).reshape(-1, act.shape[-1])
+            else:  # conv: (N, C, *spatial) -> sum over spatial
+                g_nk = (act * grad).flatten(2).sum(-1, dtype=torch.float64)
+            delta = 0.5 * d(g_nk).pow(2).mean(0)
+            fan_in = wl.weight[0].numel()
+            total += float(fan_in * delta.sum())
+        return total

@@ -1,0 +1,37 @@
+"""grad_norm — sum over weight layers of the Frobenius norm of the loss gradient.
+
+Formula (Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS", ICLR 2021,
+``grad_norm``; LPZero's ``lpzero/predictor/measures/grad_norm.py`` for GPT-2)::
+
+    grad_norm = sum_l || dL/dW_l ||_F
+
+over the weight layers ``l`` (``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d``; the
+output head only with ``include_output=True``), with ``L`` the objective of one
+forward/backward of the minibatch (the mean training loss by default). Note that
+this is the *sum of per-layer norms*, as in the reference code, not the norm of the
+concatenated gradient.
+
+Deviations: scored in eval mode (upstream called ``net.train()``; see the engine);
+layers are selected by type through zcbench's model contract instead of HF
+``Conv1D``, which selects the same attention/MLP projections on GPT-2.
+"""
+from __future__ import annotations
+
+from zcbench.engine import Proxy
+from zcbench.registry import register_proxy
+from zcbench.proxies._common import d, layers_or_na
+
+
+@register_proxy("grad_norm")
+class GradNorm(Proxy):
+    needs = frozenset({"backward"})
+    citation = "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021"
+    defaults = {"objective": None, "include_output": False}
+
+    def score(self, ctx) -> float:
+        total = 0.0
+        for wl in layers_or_na(ctx, "weight layers", include_output=self.options["include_output"]):
+            g = ctx.grad(wl.weight)
+            if g is not None:
+                total += float(d(g).norm())
+        return total

@@ -1,0 +1,97 @@
+"""lpzero — the zero-cost proxy found by LPZero's symbolic search (Dong et al.).
+
+Published expression (Dong et al., "LPZero: Language Model Zero-cost Proxy Search
+from Zero", Findings of EMNLP 2024)::
+
+    phi(theta_H, theta_A) = sum( (1/theta_H)^2 + log(softmax(||theta_A||_F)) )
+
+How we resolve every ambiguity — by reading pprp/LPZero (``runner/eval_searched_bert.py``,
+``structures/tree.py``, ``operators/{unary,binary}_ops.py``, ``operators/zc_inputs.py``,
+``structures/utils.py``), the code that produced the FlexiBERT result:
+
+* The searched genotype is ``input=['head', 'act'], op=[[15, 3], [8, 13], 0]``, logged as
+  ``TREE:(element_wise_revert|element_wise_pow|frobenius_norm|logsoftmax)
+  BINARY:(element_wise_sum)``. In that version of ``UNARY_KEYS`` op 15 is
+  ``element_wise_revert``, which is ``A * -1`` — a sign flip, not the reciprocal the
+  paper's "1/theta_H" suggests. So the H branch is ``(-theta_H)^2 = theta_H^2``.
+* ``theta_H`` ("head") is, per encoder layer, the output of the attention operation's
+  query projection (``zc_inputs.compute_head`` hooks ``sublayer.query``, else ``key``,
+  ``value``, ``input``): a (B, T, D) activation of one forward pass. Here: the engine's
+  ``attn_query`` need (the ``query`` linear, the first third of a fused q/k/v projection,
+  or the first linear the operation calls — FlexiBERT's linear transforms have
+  ``input``).
+* ``theta_A`` ("act") is, per layer, the FFN activation after the nonlinearity
+  (``intermediate_act_fn`` hook) — our ``ffn_act`` taps.
+* ``||theta_A||_F`` is one scalar per layer; ``logsoftmax`` is ``F.log_softmax(x, dim=0)``
+  applied to that 0-d tensor, i.e. a softmax over a single element: its log is exactly
+  0. The A branch therefore contributes nothing in the reference implementation.
+  (Option ``softmax_over="layers"`` takes the other reading — a softmax across the
+  layers' norms — for comparison; it is not what produced the published numbers.)
+* Each branch is reduced to a float by ``convert_to_float`` (the mean of the tensor),
+  the two floats are added per layer (``element_wise_sum``; layers are paired in order
+  by ``zip``), and the list is reduced by ``convert_to_float`` again: the **mean over
+  layers**, not the sum the paper's Sigma suggests (option ``reduce="sum"``).
+
+So, with the defaults::
+
+    lpzero = mean_l [ mean( (-Q_l)^2 ) + log_softmax(||A_l||_F over one element) ]
+           = mean_l mean( Q_l^2 )
+
+where ``Q_l`` is layer l's query projection output on the minibatch. Layers are
+paired by block index (upstream: by hook order, identical when every layer has one
+attention operation); a block without FFN activations contributes 0 for the A term;
+blocks without an attention operation are skipped; a model with none is n/a.
+
+Deviations: one forward in eval mode (upstream: separate forwards in train mode,
+dropout 0.1). The GPT-2 runs in pprp/LPZero used other genotypes at different commits
+(e.g. ``['weight', 'grad']``); the published expression above is implemented.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from zcbench.engine import NotApplicable, Proxy
+from zcbench.registry import register_proxy
+from zcbench.proxies._common import d
+
+
+@register_proxy("lpzero")
+class LPZero(Proxy):
+    needs = frozenset({"forward", "attn_query"})
+    taps = frozenset({"ffn_act"})
+    citation = "Dong et al., LPZero: Language Model Zero-cost Proxy Search from Zero, EMNLP Findings 2024"
+    defaults = {"softmax_over": "scalar", "reduce": "mean"}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if self.options["softmax_over"] not in ("scalar", "layers"):
+            raise ValueError("lpzero: softmax_over must be 'scalar' or 'layers'")
+        if self.options["reduce"] not in ("mean", "sum"):
+            raise ValueError("lpzero: reduce must be 'mean' or 'sum'")
+
+    def score(self, ctx) -> float:
+        if not ctx.query:
+            raise NotApplicable("the model has no attention operation with a query projection")
+        h_terms, blocks = [], []
+        for blk, q in ctx.query:
+            h_terms.append(float(d(-q).pow(2).mean()))
+            blocks.append(blk)
+        # Frobenius norm of each block's FFN activations (several ffn_act taps: norm of all of them)
+        sq = {}
+        for rec in ctx.tap_records("ffn_act"):
+            sq[rec.layer] = sq.get(rec.layer, 0.0) + float(d(rec.activation).pow(2).sum())
+        norms = [sq[b] ** 0.5 if b in sq else None for b in blocks]
+        if self.options["softmax_over"] == "scalar":
+            a_terms = [float(F.log_softmax(torch.tensor(n, dtype=torch.float64), dim=0)) if n is not None else 0.0
+                       for n in norms]
+        else:
+            present = [i for i, n in enumerate(norms) if n is not None]
+            ls = F.log_softmax(torch.tensor([norms[i] for i in present], dtype=torch.float64), dim=0) \
+                if present else torch.zeros(0)
+            a_terms = [0.0] * len(norms)
+            for j, i in enumerate(present):
+                a_terms[i] = float(ls[j])
+        per_layer = [h + a for h, a in zip(h_terms, a_terms)]
+        total = sum(per_layer)
+        return total / len(per_layer) if self.options["reduce"] == "mean" else total

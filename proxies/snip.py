@@ -1,0 +1,32 @@
+"""snip — connection sensitivity summed over the network.
+
+Formula (Lee et al., "SNIP: Single-shot Network Pruning based on Connection
+Sensitivity", ICLR 2019; as a proxy: Abdelfattah et al., ICLR 2021; LPZero's
+``snip.py``)::
+
+    snip = sum_l sum_ij | W_l,ij * dL/dW_l,ij |
+
+Upstream multiplies each weight by a mask of ones and reads the mask's gradient;
+``dL/dmask = W * dL/dW`` exactly, so one ordinary backward gives the same number.
+Layers: weight layers (``include_output`` for the head). Deviation: eval mode.
+"""
+from __future__ import annotations
+
+from zcbench.engine import Proxy
+from zcbench.registry import register_proxy
+from zcbench.proxies._common import d, layers_or_na
+
+
+@register_proxy("snip")
+class Snip(Proxy):
+    needs = frozenset({"backward"})
+    citation = "Lee et al., SNIP, ICLR 2019; Abdelfattah et al., ICLR 2021"
+    defaults = {"objective": None, "include_output": False}
+
+    def score(self, ctx) -> float:
+        total = 0.0
+        for wl in layers_or_na(ctx, "weight layers", include_output=self.options["include_output"]):
+            g = ctx.grad(wl.weight)
+            if g is not None:
+                total += float((d(wl.weight) * d(g)).abs().sum())
+        return total

@@ -1,0 +1,31 @@
+"""synaptic_saliency — SNIP-style saliency of the feed-forward (MLP) weights.
+
+Formula (Zhou et al., TF-TAS, CVPR 2022, "synaptic saliency" of MLP modules; in the
+form Serianni & Kalita, ACL 2023, computed on BERT, reused by LPZero)::
+
+    synaptic_saliency = sum_{n in FFN} sum_ij | W_n,ij * dL/dW_n,ij |
+
+over the ``nn.Linear`` layers inside modules with role ``ffn`` (training-free-nas:
+``ElectraLayer.intermediate`` and ``.output``), real minibatch, real weights. n/a
+when the model has no FFN linear layer. TF-TAS's DSS-indicator is ``dss``.
+"""
+from __future__ import annotations
+
+from zcbench.engine import Proxy
+from zcbench.registry import register_proxy
+from zcbench.proxies._common import d, layers_or_na, linear_only
+
+
+@register_proxy("synaptic_saliency")
+class SynapticSaliency(Proxy):
+    needs = frozenset({"backward"})
+    citation = "Zhou et al., TF-TAS, CVPR 2022; Serianni & Kalita, ACL 2023"
+    defaults = {"objective": None}
+
+    def score(self, ctx) -> float:
+        total = 0.0
+        for wl in linear_only(layers_or_na(ctx, "FFN weight layers", roles=("ffn",))):
+            g = ctx.grad(wl.weight)
+            if g is not None:
+                total += float((d(wl.weight) * d(g)).abs().sum())
+        return total

@@ -1,0 +1,358 @@
+"""Scoring engine: shared passes, determinism, statuses, isolation, synflow leaves the model intact.
+
+The tiny spaces below follow the model contract (taps + roles); test_proxies.py imports them.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import zcbench
+from zcbench.engine import NEEDS, Proxy, score_arch
+from zcbench.introspect import Tap, index_taps, tag
+from zcbench.space import Arch, Batch, ModelOutput, Space
+
+torch.set_num_threads(1)
+VOCAB = 61
+
+
+# ============================================================================
+# Tiny spaces
+# ============================================================================
+class TinyAttention(nn.Module):
+    def __init__(self, d: int, h: int, fused: bool):
+        super().__init__()
+        self.h, self.dh, self.fused = h, d // h, fused
+        if fused:
+            self.c_attn = nn.Linear(d, 3 * d)
+        else:
+            self.query, self.key, self.value = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.proj = nn.Linear(d, d)
+        self.attn_probs = Tap("attn_probs")
+        self.head_out = Tap("head_out")
+        self.gate = None  # tests: a (B, H) tensor multiplying the head outputs (Michel et al.'s xi)
+
+    def forward(self, x):
+        B, T, D = x.shape
+        if self.fused:
+            q, k, v = self.c_attn(x).split(D, dim=-1)
+        else:
+            q, k, v = self.query(x), self.key(x), self.value(x)
+        q, k, v = (t.view(B, T, self.h, self.dh).transpose(1, 2) for t in (q, k, v))
+        p = self.attn_probs(torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.dh), dim=-1))
+        heads = self.head_out(p @ v)
+        if self.gate is not None:
+            heads = heads * self.gate[:, :, None, None]
+        return self.proj(heads.transpose(1, 2).reshape(B, T, D))
+
+
+class TinyMixer(nn.Module):
+    """Attention-free token mixing: no attn_probs / head_out taps."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.lin = nn.Linear(d, d)
+
+    def forward(self, x):
+        n = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=x.dtype)[None, :, None]
+        return self.lin(x.cumsum(dim=1) / n)
+
+
+class TinyFFN(nn.Module):
+    def __init__(self, d: int, f: int):
+        super().__init__()
+        self.fc, self.out = nn.Linear(d, f), nn.Linear(f, d)
+        self.act = Tap("ffn_act")
+
+    def forward(self, x):
+        return self.out(self.act(F.gelu(self.fc(x))))
+
+
+class TinyBlock(nn.Module):
+    def __init__(self, d, h, f, attention: bool, fused: bool):
+        super().__init__()
+        self.ln1 = tag(nn.LayerNorm(d), "norm")
+        self.attn = tag(TinyAttention(d, h, fused) if attention else TinyMixer(d), "attn")
+        self.ln2 = tag(nn.LayerNorm(d), "norm")
+        self.ffn = tag(TinyFFN(d, f), "ffn")
+        self.out = Tap("block_out")
+
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x))
+        return self.out(x + self.ffn(self.ln2(x)))
+
+
+class TinyLM(nn.Module):
+    """Pre-LN decoder-free LM: embedding tap, blocks, final norm, linear head (role output)."""
+
+    forward_calls = 0  # counts forward passes through any TinyLM
+
+    def __init__(self, genes: dict):
+        super().__init__()
+        d, L = genes["d_model"], genes["n_layer"]
+        self.wte = tag(nn.Embedding(VOCAB, d), "embedding")
+        self.wpe = tag(nn.Embedding(64, d), "embedding")
+        self.emb_tap = Tap("embedding")
+        self.blocks = nn.ModuleList(
+            tag(TinyBlock(d, genes["n_head"], genes["d_inner"], genes.get("attention", True), genes.get("fused", False)),
+                "block") for _ in range(L))
+        self.ln_f = tag(nn.LayerNorm(d), "norm")
+        self.head = tag(nn.Linear(d, VOCAB, bias=False), "output")
+        index_taps(self)
+
+    def forward(self, inputs, targets=None):
+        TinyLM.forward_calls += 1
+        T = inputs.shape[1]
+        x = self.emb_tap(self.wte(inputs) + self.wpe(torch.arange(T, device=inputs.device))[None])
+        for b in self.blocks:
+            x = b(x)
+        h = self.ln_f(x)
+        logits = self.head(h)
+        loss = None if targets is None else F.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1))
+        return ModelOutput(loss=loss, hidden=h, logits=logits)
+
+
+class TinySpace(Space):
+    name = "tiny"
+    metric = "score"
+    metrics = ("score",)
+
+    def __init__(self, **cfg):
+        super().__init__(**cfg)
+        self.models: list[nn.Module] = []
+
+    def build(self, arch: Arch) -> nn.Module:
+        self.models.append(TinyLM(arch.genes))
+        return self.models[-1]
+
+    def make_batch(self, batch_size: int, seq_len: int, seed: int) -> Batch:
+        g = torch.Generator().manual_seed(seed)
+        w = torch.randint(0, VOCAB, (batch_size, seq_len + 1), generator=g)
+        return Batch(w[:, :-1].contiguous(), w[:, 1:].contiguous(), {"seed": seed})
+
+
+def tiny_arch(**kw) -> Arch:
+    genes = {"n_layer": 2, "d_model": 16, "n_head": 2, "d_inner": 32, "attention": True, "fused": False}
+    genes.update(kw)
+    return Arch(genes=genes)
+
+
+class TwoLayerNet(nn.Module):
+    """y = W2 W1 x, no biases, no nonlinearity: synflow has a closed form."""
+
+    def __init__(self, genes):
+        super().__init__()
+        self.l1 = tag(nn.Linear(genes["n_in"], genes["n_hid"], bias=False), "ffn")
+        self.l2 = tag(nn.Linear(genes["n_hid"], genes["n_out"], bias=False), "ffn")
+
+    def forward(self, inputs, targets=None):
+        h = self.l1(inputs)
+        y = self.l2(h)
+        loss = None if targets is None else F.cross_entropy(y, targets)
+        return ModelOutput(loss=loss, hidden=h[:, None, :], logits=y)
+
+
+class LinearSpace(Space):
+    name = "tiny_linear"
+    modality = "image"
+
+    def __init__(self, **cfg):
+        super().__init__(**cfg)
+        self.models: list[nn.Module] = []
+
+    def build(self, arch):
+        self.models.append(TwoLayerNet(arch.genes))
+        return self.models[-1]
+
+    def make_batch(self, batch_size, seq_len, seed):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(batch_size, 5, generator=g)
+        y = torch.randint(0, 3, (batch_size,), generator=g)
+        return Batch(x, y, {"seed": seed})
+
+
+def linear_arch() -> Arch:
+    return Arch(genes={"n_in": 5, "n_hid": 4, "n_out": 3})
+
+
+def run(space, arch, names, seed=0, batch_size=4, seq_len=12, **options):
+    proxies = [zcbench.get_proxy(n, **options.get(n, {})) if isinstance(n, str) else n for n in names]
+    return score_arch(space, arch, proxies, seed=seed, batch_size=batch_size, seq_len=seq_len)
+
+
+# ============================================================================
+# Tests
+# ============================================================================
+def test_one_forward_backward_serves_the_standard_group():
+    space = TinySpace()
+    TinyLM.forward_calls = 0
+    res = run(space, tiny_arch(), ["snip", "grad_norm", "fisher", "plain", "synaptic_diversity",
+                                  "synaptic_saliency", "head_importance", "softmax_confidence",
+                                  "attention_confidence", "nwot", "activation_distance", "meco", "lpzero", "eznas"])
+    assert all(r.status == "ok" for r in res.values()), {k: (r.status, r.message) for k, r in res.items()}
+    assert TinyLM.forward_calls == 1
+    stats = score_arch.last_stats
+    assert stats["forward"] == 1 and stats["backward"] == 1
+
+
+def test_each_extra_pass_is_counted():
+    space = TinySpace()
+    TinyLM.forward_calls = 0
+    run(space, tiny_arch(), ["snip", "jacob_cov", "grasp"])
+    # jacobian and H g ride the standard forward: one forward, three backward sweeps
+    assert TinyLM.forward_calls == 1 and score_arch.last_stats["backward"] == 3
+    TinyLM.forward_calls = 0
+    run(space, tiny_arch(), ["zico"])  # two groups: two forwards, no standard pass
+    assert TinyLM.forward_calls == 2
+    TinyLM.forward_calls = 0
+    res = run(space, tiny_arch(), ["synflow", "logsynflow", "dss"])  # one shared synflow pass
+    assert TinyLM.forward_calls == 1 and all(r.status == "ok" for r in res.values())
+
+
+def test_objectives_get_separate_passes():
+    space = TinySpace()
+    TinyLM.forward_calls = 0
+    res = run(space, tiny_arch(), ["snip", zcbench.get_proxy("grad_norm", objective="hidden_sum")])
+    assert TinyLM.forward_calls == 2
+    assert res["snip"].status == "ok" and res["grad_norm"].status == "ok"
+    with pytest.raises(ValueError, match="unknown option"):
+        zcbench.get_proxy("snip", no_such_option=1)
+
+
+ALL_DATA_PROXIES = ["grad_norm", "snip", "grasp", "fisher", "plain", "synflow", "logsynflow", "jacob_cov",
+                    "jacobian_cosine", "nwot", "activation_distance", "synaptic_diversity", "synaptic_saliency",
+                    "dss", "attention_confidence", "softmax_confidence", "head_importance", "zico", "meco",
+                    "eznas", "lpzero", "flops"]
+
+
+def test_same_seed_bit_identical_other_seed_different():
+    space = TinySpace()
+    a = run(space, tiny_arch(), ALL_DATA_PROXIES, seed=3)
+    b = run(space, tiny_arch(), ALL_DATA_PROXIES, seed=3)
+    c = run(space, tiny_arch(), ALL_DATA_PROXIES, seed=4)
+    for n in ALL_DATA_PROXIES:
+        assert a[n].status == b[n].status
+        va, vb = a[n].value, b[n].value
+        assert (va == vb) or (math.isnan(va) and math.isnan(vb)), n
+    # flops depends on shapes only; every other proxy must move with the seed (new init and batch)
+    changed = [n for n in ALL_DATA_PROXIES if n != "flops" and a[n].value != c[n].value]
+    assert set(changed) >= set(ALL_DATA_PROXIES) - {"flops", "eznas"}, set(ALL_DATA_PROXIES) - set(changed)
+
+
+class ConstProxy(Proxy):
+    needs = frozenset({"weights"})
+    defaults = {"value": 0.0}
+
+    def __init__(self, name, **kw):
+        self.name = name
+        super().__init__(**kw)
+
+    def score(self, ctx):
+        return self.options["value"]
+
+
+class BrokenProxy(Proxy):
+    name = "broken"
+    needs = frozenset({"backward"})
+
+    def score(self, ctx):
+        raise RuntimeError("deliberate failure\nsecond line")
+
+
+def test_statuses_nan_inf_na_error_and_isolation():
+    space = TinySpace()
+    res = run(space, tiny_arch(attention=False),
+              [ConstProxy("nanp", value=float("nan")), ConstProxy("infp", value=-float("inf")), BrokenProxy(),
+               "softmax_confidence", "attention_confidence", "head_importance", "lpzero", "snip"])
+    assert res["nanp"].status == "nan" and math.isnan(res["nanp"].value)
+    assert res["infp"].status == "inf" and res["infp"].value == -float("inf")
+    assert res["broken"].status == "error" and res["broken"].message == "RuntimeError: deliberate failure"
+    for n in ("softmax_confidence", "attention_confidence", "head_importance"):
+        assert res[n].status == "n/a" and math.isnan(res[n].value), (n, res[n])
+    assert res["snip"].status == "ok" and res["snip"].value > 0  # the others are unaffected
+    # LPZero's "head" falls back to the first linear an attention-role operation calls (FlexiBERT's
+    # linear transforms have only `input`), so the attention-free mixer still has one
+    assert res["lpzero"].status == "ok"
+
+
+def test_failing_pass_marks_only_its_proxies():
+    class NoLossSpace(TinySpace):
+        def make_batch(self, batch_size, seq_len, seed):
+            b = super().make_batch(batch_size, seq_len, seed)
+            return Batch(b.inputs, None, b.info)
+
+    res = run(NoLossSpace(), tiny_arch(), ["snip", "softmax_confidence", "synflow"])
+    assert res["snip"].status == "error" and "no loss" in res["snip"].message
+    assert res["softmax_confidence"].status == "ok" and res["synflow"].status == "ok"
+
+
+def test_layers_without_attention_are_skipped():
+    space = TinySpace()
+    full = run(space, tiny_arch(n_layer=2), ["softmax_confidence", "attention_confidence"])
+    one = run(space, tiny_arch(n_layer=1), ["softmax_confidence", "attention_confidence"])
+    assert full["softmax_confidence"].value > one["softmax_confidence"].value > 0
+
+
+def test_synflow_leaves_the_model_untouched_and_order_does_not_matter():
+    space = TinySpace()
+    alone = run(space, tiny_arch(), ["snip", "grasp", "zico"])
+    torch.manual_seed(0)
+    reference = {k: v.clone() for k, v in TinyLM(tiny_arch().genes).state_dict().items()}
+    mixed = run(space, tiny_arch(), ["synflow", "snip", "logsynflow", "grasp", "dss", "zico"])
+    model = space.models[-1]
+    after = model.state_dict()
+    assert all(torch.equal(reference[k], after[k]) for k in reference)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    for n in ("snip", "grasp", "zico"):
+        assert alone[n].value == mixed[n].value
+
+
+def test_head_mask_gradients_are_exact():
+    """The engine's per-example head-gate gradients equal autograd through a real gate of ones."""
+    space = TinySpace()
+    arch = tiny_arch()
+    from zcbench.engine import Context, _standard_pass
+
+    torch.manual_seed(0)
+    model = space.build(arch).eval()
+    batch = space.make_batch(3, 10, 0)
+    ctx = Context(space=space, arch=arch, seed=0, batch_size=3, seq_len=10, model=model, batch=batch)
+    _standard_pass(ctx, {"head_mask"}, set(), set())
+    gates = []
+    for blk in model.blocks:
+        blk.attn.gate = torch.ones(3, 2, requires_grad=True)
+        gates.append(blk.attn.gate)
+    loss = model(batch.inputs, batch.targets).loss
+    grads = torch.autograd.grad(loss, gates)
+    for (layer, mine), g in zip(ctx.head_mask_grads, grads):
+        torch.testing.assert_close(mine, 3 * g, rtol=1e-5, atol=1e-8)
+
+
+def test_needs_are_validated():
+    class Bad(Proxy):
+        name = "bad"
+        needs = frozenset({"telepathy"})
+
+    with pytest.raises(ValueError, match="telepathy"):
+        score_arch(TinySpace(), tiny_arch(), [Bad()])
+    assert {"arch", "weights", "forward", "backward", "synflow", "jacobian", "hvp", "multi_batch", "flops",
+            "head_mask"} <= NEEDS
+
+
+def test_train_mode_is_off_by_default():
+    space = TinySpace()
+    run(space, tiny_arch(), ["snip"])
+    assert not space.models[-1].training
+
+
+def test_hidden_sum_objective_vanishes_after_a_final_layernorm():
+    """Documented finding: sum(LN(x)) is constant when gamma = 1, so the training-free-nas
+    objective (backward of ones on the last hidden state) gives round-off gradients."""
+    space = TinySpace()
+    res = run(space, tiny_arch(), ["snip", zcbench.get_proxy("grad_norm", objective="hidden_sum")])
+    loss_gn = run(space, tiny_arch(), ["grad_norm"])["grad_norm"].value
+    assert res["grad_norm"].value < 1e-3 * loss_gn

@@ -1,0 +1,299 @@
+"""zcbench.report: the table recomputed from per-architecture scores, its outputs and figures.
+
+Real data: the GPT-2 LTS ground truth and the runner's own parameter-count proxies, whose
+correlations the LPZero paper printed (Table 4: #Params tau 0.582 / rho 0.737,
+Decoder.Params 0.847 / 0.967). Synthetic proxies (ground truth + seeded noise, NaN/inf
+scores, constant scores) are written through the store's own ScoreFile to exercise the
+statistics and edge cases on the same real architectures.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import zcbench
+from zcbench import metrics, report
+from zcbench.runner import RunConfig, run
+from zcbench.store import ScoreFile
+
+REPO = Path(__file__).resolve().parents[1]
+BOOT = 100  # bootstrap resamples in these tests (the CLI default is 1000)
+
+
+def _write_proxy(root, space, name, seed, scores: dict, *, version="1", data=None, status=None, seconds=0.5):
+    data = data if data is not None else {"space_options": {}, "device": "cpu", "batch_size": 4, "seq_len": 32,
+                                          "batch": {"corpus": "test", "seed": seed}}
+    sf = ScoreFile(root, space, name, seed, data, version)
+    sf.ensure_meta({"zcbench_version": zcbench.__version__, "citation": "test proxy"})
+    for aid, v in scores.items():
+        st = (status or {}).get(aid) or ("ok" if math.isfinite(v) else ("nan" if math.isnan(v) else "inf"))
+        sf.append({"arch_id": aid, "key": None, "score": v, "status": st, "seconds": seconds, "pass_seconds": seconds,
+                   "message": "", "time": "2026-01-01T00:00:00+00:00"})
+    return sf
+
+
+@pytest.fixture(scope="module")
+def gpt2(data_dir):
+    space = zcbench.create_space("gpt2", data_dir=str(data_dir))
+    archs = space.stored()
+    truth = pd.Series({a.id: space.truth(a) for a in archs})
+    return space, archs, truth
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, data_dir, gpt2):
+    """params + params_nonembedding from the runner (all 200 archs, seeds 0 and 1) + synthetic proxies."""
+    import torch
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("results")
+    for seed in (0, 1):
+        run(RunConfig(space="gpt2", proxies=["params", "params_nonembedding"], seed=seed, data_dir=str(data_dir),
+                      results_dir=str(root), bootstrap=0, progress=False))
+    _, archs, truth = gpt2
+    good = -truth  # oriented: higher = better
+    z = ((good - good.mean()) / good.std()).to_dict()
+    for seed in (0, 1, 2):
+        rng = np.random.default_rng(100 + seed)
+        _write_proxy(root, "gpt2", "noisy", seed, {a: float(np.exp(v + rng.normal(0, 0.6))) for a, v in z.items()})
+        # NaN and inf for a few architectures, the rest informative
+        bad = {a.id: (math.nan if i % 2 else math.inf) for i, a in enumerate(archs) if i % 25 == 0}
+        _write_proxy(root, "gpt2", "holes", seed, {a: bad.get(a, v + rng.normal(0, 1.0)) for a, v in z.items()})
+        _write_proxy(root, "gpt2", "flat", seed, {a: 3.0 for a in z}, seconds=0.001)
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(results, data_dir):
+    return report.build(results, data_dir=str(data_dir), n_resamples=BOOT)
+
+
+def row(data, space, proxy):
+    r = data.table[(data.table["space"] == space) & (data.table["proxy"] == proxy)]
+    assert len(r) == 1, f"{space}/{proxy} not in the table"
+    return r.iloc[0]
+
+
+def test_table_reproduces_lpzero_params_numbers(built):
+    p, d = row(built, "gpt2", "params"), row(built, "gpt2", "params_nonembedding")
+    assert (round(p["tau"], 3), round(p["rho"], 3)) == (0.582, 0.737)
+    assert (round(d["tau"], 3), round(d["rho"], 3)) == (0.847, 0.967)
+    for r in (p, d):
+        assert r["n_archs"] == 200 and r["n_seeds"] == 2 and r["seeds"] == "0,1"
+        assert r["rho_std"] == 0  # parameter counts do not depend on the seed
+        assert r["rho_ci_lo"] < r["rho"] < r["rho_ci_hi"] and r["tau_ci_lo"] < r["tau"] < r["tau_ci_hi"]
+        assert r["metric"] == "valid_ppl" and not r["higher_is_better"]
+        assert r["n_records"] == 400 and r["n_nan"] == r["n_inf"] == 0
+    assert p["is_baseline"] and not d["is_baseline"]
+    # ranked by rho within the space
+    g = built.table[built.table["space"] == "gpt2"]
+    finite = g["rho"].dropna().to_numpy()
+    assert np.all(np.diff(finite) <= 0) and list(g["rank"].dropna()) == sorted(g["rank"].dropna())
+
+
+def test_reproduction_table_against_published(built):
+    rep = report.reproduction_table(built.table)
+    lp = rep[(rep["source"] == "lpzero_gpt2")].set_index("paper_name")
+    assert len(lp) == 16  # every entry of LPZero Table 4, run or not
+    assert lp.loc["#Params", "proxy"] == "params" and lp.loc["Decoder.Params", "proxy"] == "params_nonembedding"
+    for name in ("#Params", "Decoder.Params"):
+        assert abs(lp.loc[name, "d_rho"]) < 5e-4 and abs(lp.loc[name, "d_tau"]) < 5e-4
+        assert bool(lp.loc[name, "in_ci"])
+    assert math.isnan(lp.loc["SNIP", "rho_ours"])  # not run here: listed, empty
+    assert lp.loc["Activation Distance", "proxy"] == "activation_distance"
+    # FlexiBERT sources are left out when the results have no flexibert runs
+    assert set(rep["space"]) == {"gpt2"}
+    pub = report.load_published()
+    assert {"lpzero_gpt2", "lpzero_flexibert", "etas_gpt2", "zerolm_flexibert"} <= set(pub["source"])
+    assert len(pub[pub["source"] == "lpzero_flexibert"]) == 15
+    z = pub[pub["source"] == "zerolm_flexibert"].iloc[0]
+    assert (z["tau_paper"], z["rho_paper"]) == (0.53, 0.76)
+
+
+def test_correlations_are_recomputed_not_read_from_summaries(results, data_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "r"
+    shutil.copytree(results, copy)
+    for s in (copy / "summaries").rglob("*.json"):
+        doc = json.loads(s.read_text())
+        doc["correlation"]["spearman_rho"] = 0.123
+        s.write_text(json.dumps(doc))
+    data = report.build(copy, spaces=["gpt2"], proxies=["params"], data_dir=str(data_dir), n_resamples=0)
+    assert round(row(data, "gpt2", "params")["rho"], 3) == 0.737
+    shutil.rmtree(copy / "summaries")
+    data = report.build(copy, spaces=["gpt2"], proxies=["params"], data_dir=str(data_dir), n_resamples=0)
+    assert round(row(data, "gpt2", "params")["rho"], 3) == 0.737
+
+
+def test_seed_mean_std_from_per_seed_correlations(built, gpt2, results):
+    _, _, truth = gpt2
+    oriented = metrics.orient(truth, False)
+    per = []
+    for f in sorted((results / "scores" / "gpt2" / "noisy").glob("*.jsonl")):
+        recs = [json.loads(x) for x in f.read_text().splitlines()]
+        s = pd.Series({r["arch_id"]: float(r["score"]) for r in recs})
+        per.append(metrics.correlate(s, oriented, n_resamples=0).spearman_rho)
+    r = row(built, "gpt2", "noisy")
+    assert r["n_seeds"] == 3 and r["seeds"] == "0,1,2"
+    assert r["rho"] == pytest.approx(np.mean(per), abs=1e-12)
+    assert r["rho_std"] == pytest.approx(np.std(per, ddof=1), abs=1e-12) and r["rho_std"] > 0
+    ps = built.per_seed[(built.per_seed["proxy"] == "noisy")].sort_values("seed")
+    assert list(ps["rho"]) == pytest.approx(per)
+    assert r["rho_ci_lo"] < r["rho"] < r["rho_ci_hi"]
+    assert 0 <= r["top10"] <= 1 and r["sec_per_arch"] == pytest.approx(0.5)
+
+
+def test_single_seed_ci_is_metrics_bootstrap_ci(gpt2):
+    _, _, truth = gpt2
+    t = metrics.orient(truth, False).to_numpy()
+    x = t + np.random.default_rng(0).normal(0, 5, len(t))
+    for kind, fn in (("rho", lambda a, b: stats.spearmanr(a, b).statistic),
+                     ("tau", lambda a, b: stats.kendalltau(a, b).statistic)):
+        ours = report.seed_mean_ci(x[None, :], t, kind, 300, seed=7)
+        ref = metrics.bootstrap_ci(x, t, fn, 300, seed=7)
+        assert ours == pytest.approx(ref, abs=1e-12)
+
+
+def test_paired_bootstrap_against_params(built, gpt2):
+    d = row(built, "gpt2", "params_nonembedding")
+    assert d["d_rho"] == pytest.approx(0.967 - 0.737, abs=2e-3)
+    assert 0 < d["d_rho_ci_lo"] < d["d_rho"] < d["d_rho_ci_hi"]
+    assert d["p_vs_base"] <= 2 / (BOOT + 1) + 1e-12  # no resample reverses the order
+    assert d["n_paired"] == 200
+    assert math.isnan(row(built, "gpt2", "params")["p_vs_base"])  # the baseline is not tested against itself
+    # identical scores: difference exactly 0, p = 1
+    _, _, truth = gpt2
+    t = metrics.orient(truth, False).to_numpy()
+    x = np.random.default_rng(1).normal(size=(2, len(t)))
+    same = report.paired_bootstrap(x, x.copy(), t, 100, 0)
+    assert same["d_rho"] == 0 and same["p_vs_base"] == 1.0 and same["d_rho_ci_lo"] == same["d_rho_ci_hi"] == 0
+
+
+def test_nan_inf_counted_and_excluded(built):
+    r = row(built, "gpt2", "holes")
+    k = len(range(0, 200, 25))  # 8 architectures per seed
+    assert r["n_nan"] == 3 * (k // 2) and r["n_inf"] == 3 * (k - k // 2)
+    assert r["n_archs"] == 200 - k and r["n_common"] == 200 - k and r["n_records"] == 600
+    assert any(n.startswith("gpt2/holes: NaN/inf scores excluded") and f"{k} of 200" in n for n in built.notes)
+    assert math.isfinite(r["rho"]) and r["d_rho"] == r["d_rho"]
+
+
+def test_constant_proxy_flagged_not_ranked(built):
+    r = row(built, "gpt2", "flat")
+    assert bool(r["constant"]) and math.isnan(r["rho"]) and math.isnan(r["rank"]) and math.isnan(r["d_rho"])
+    assert built.table.iloc[-1]["proxy"] == "flat"  # unranked rows last
+    assert any("gpt2/flat: constant scores" in n for n in built.notes)
+    disp = report.display_table(built.table)
+    assert (disp[disp["Proxy"] == "flat"].iloc[0, 3]) == "constant"
+
+
+def test_outputs_md_tex_html_csv_and_figures(results, data_dir, tmp_path):
+    out = tmp_path / "rep"
+    search = results / "search"
+    search.mkdir(exist_ok=True)
+    pd.DataFrame([{"space": "gpt2", "method": m, "seed": s, "n_evaluated": n, "best_truth": 60 - n * (1 + s) / 10,
+                   "metric": "valid_ppl"} for m in ("random", "evolution") for s in (0, 1) for n in range(1, 21)]
+                 ).to_csv(search / "test.csv", index=False)
+    (search / "test.json").write_text(json.dumps({"space": "gpt2", "method": "json-method", "seed": 0, "records": [
+        {"n_evaluated": 1, "best_truth": 50.0}, {"n_evaluated": 5, "best_truth": 40.0}]}))
+    rc = report.main_report(["--results-dir", str(results), "--out", str(out), "--data-dir", str(data_dir),
+                             "--bootstrap", "50", "--proxy", "params_nonembedding,noisy,flat"])
+    assert rc == 0
+    for name in ("leaderboard", "reproduction"):
+        for ext in ("md", "tex", "html", "csv"):
+            assert (out / f"{name}.{ext}").stat().st_size > 200, f"{name}.{ext}"
+    md = (out / "leaderboard.md").read_text()
+    assert md.index("| params_nonembedding |") < md.index("| params (baseline) |") < md.index("| flat |")
+    tex = (out / "leaderboard.tex").read_text()
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex and "$\\rho$" in tex
+    assert "params\\_nonembedding" in tex
+    csv = pd.read_csv(out / "leaderboard.csv")
+    assert set(csv["proxy"]) == {"params", "params_nonembedding", "noisy", "flat"}  # the baseline is kept
+    assert {"rho", "rho_std", "rho_ci_lo", "tau", "d_rho", "p_vs_base", "sec_per_arch", "n_nan"} <= set(csv.columns)
+    rep = (out / "reproduction.md").read_text()
+    assert "| #Params | params | 0.582 | 0.582 ± 0.000 |" in rep
+    assert "<table" in (out / "leaderboard.html").read_text()
+    figs = out / "figures" / "gpt2"
+    for stem in ("bar_rho", "heatmap", "pareto", "search", "proxies/noisy", "proxies/params"):
+        for ext in ("png", "pdf"):
+            p = figs / f"{stem}.{ext}"
+            assert p.stat().st_size > 5000, p
+        assert (figs / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (figs / "proxies" / "flat.png").exists()  # a constant proxy still shows its (flat) scatter
+    assert (figs / "proxies" / "params_nonembedding.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_search_results_loaded_from_csv_and_json(results, tmp_path):
+    d = tmp_path / "s"
+    (d / "search").mkdir(parents=True)
+    (d / "search" / "a.csv").write_text("space,method,seed,n_evaluated,best_truth\ngpt2,random,0,1,50\n"
+                                        "gpt2,random,0,2,45\n")
+    (d / "search" / "b.json").write_text(json.dumps([{"space": "gpt2", "method": "evo", "seed": 1,
+                                                      "n_evaluated": 3, "best_truth": 40}]))
+    (d / "search" / "bad.csv").write_text("space,seed\ngpt2,0\n")
+    with pytest.warns(UserWarning, match="lack column"):
+        s = report.load_search(d)
+    assert len(s) == 3 and set(s["method"]) == {"random", "evo"} and s["best_truth"].dtype == float
+
+
+def test_configurations_newest_version_wins_or_all_listed(tmp_path, gpt2, data_dir):
+    _, archs, truth = gpt2
+    ids = [a.id for a in archs[:40]]
+    for seed in (0, 1):
+        _write_proxy(tmp_path, "gpt2", "px", seed, {a: float(truth[a]) for a in ids}, version="1")
+    _write_proxy(tmp_path, "gpt2", "px", 0, {a: -float(truth[a]) for a in ids}, version="2")
+    data = report.build(tmp_path, data_dir=str(data_dir), n_resamples=0)
+    r = row(data, "gpt2", "px")
+    assert r["proxy_version"] == "2" and r["rho"] == pytest.approx(1.0) and r["n_seeds"] == 1
+    assert any("px: configuration v1-" in n for n in data.notes)
+    data = report.build(tmp_path, data_dir=str(data_dir), n_resamples=0, all_configs=True)
+    labels = sorted(data.table["proxy"])
+    assert len(labels) == 2 and all(x.startswith("px@v") for x in labels)
+    assert sorted(data.table["rho"].round(6)) == [-1.0, 1.0]
+
+
+def test_several_spaces_and_space_filter(tmp_path, data_dir, gpt2):
+    flex = zcbench.create_space("flexibert", data_dir=str(data_dir))
+    ft = {a.id: flex.truth(a) for a in flex.stored()}
+    rng = np.random.default_rng(3)
+    _write_proxy(tmp_path, "flexibert", "noisy", 0, {a: v + rng.normal(0, 5) for a, v in ft.items()})
+    _, archs, truth = gpt2
+    _write_proxy(tmp_path, "gpt2", "noisy", 0, {a.id: -float(truth[a.id]) for a in archs[:50]})
+    data = report.build(tmp_path, data_dir=str(data_dir), n_resamples=0)
+    assert list(dict.fromkeys(data.table["space"])) == ["flexibert", "gpt2"]
+    f = row(data, "flexibert", "noisy")
+    assert f["metric"] == "glue" and f["higher_is_better"] and f["n_archs"] == len(ft) and 0.3 < f["rho"] < 1
+    only = report.build(tmp_path, spaces=["gpt2"], data_dir=str(data_dir), n_resamples=0)
+    assert set(only.table["space"]) == {"gpt2"}
+    assert data.spaces["gpt2"].ceiling()["rho"] > 0.99  # valid vs test perplexity of the same runs
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert report.main_report(["--results-dir", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no scores under" in err
+    (tmp_path / "scores").mkdir()
+    assert report.main_report(["--results-dir", str(tmp_path), "--formats", "md,docx"]) == 2
+    assert "unknown table format(s) docx" in capsys.readouterr().err
+
+
+def test_main_report_via_python_c(results, data_dir, tmp_path):
+    out = tmp_path / "cli"
+    code = (f"import sys; from zcbench.report import main_report; sys.exit(main_report(['--results-dir', "
+            f"{str(results)!r}, '--out', {str(out)!r}, '--figures', '', '--bootstrap', '0', '--space', 'gpt2']))")
+    env = dict(os.environ, PYTHONPATH=str(REPO), ZCBENCH_DATA=str(data_dir))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "gpt2: 5 proxies; best params_nonembedding (ρ=0.967)" in p.stdout
+    assert (out / "leaderboard.csv").exists() and not (out / "figures").exists()
