@@ -121,6 +121,23 @@ def data_config(rc: RunConfig, space, proxy, batch_info: dict | None) -> dict:
     return cfg
 
 
+def source_commit() -> str | None:
+    """The git commit of the zcbench source tree that scores, when run from a checkout (provenance)."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(zcbench.__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() + ("+dirty" if dirty else "")) if out.returncode == 0 else None
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -149,6 +166,10 @@ def run(rc: RunConfig, mode: str = "run") -> dict:
     and every architecture of the selection must already have a score.
     """
     check_config(rc)
+    if "table" in rc.space_options:  # a project-built ground-truth table (docs/groundtruth.md)
+        from zcbench.groundtruth import table_run_config
+
+        rc = table_run_config(rc)
     space = create_space(rc.space, data_dir=rc.data_dir, target=rc.target, **rc.space_options)
     proxies, set_proxies = _expand(rc)
     shard = rc.shard if mode == "run" else None
@@ -160,7 +181,8 @@ def run(rc: RunConfig, mode: str = "run") -> dict:
     files = {}
     for p in proxies:
         f = ScoreFile(rc.results_dir, space.name, p.name, rc.seed, data_config(rc, space, p, batch_info), p.version)
-        f.ensure_meta({"zcbench_version": zcbench.__version__, "citation": p.citation})
+        f.ensure_meta({"zcbench_version": zcbench.__version__, "zcbench_commit": source_commit(),
+                       "target": getattr(space, "metric", None), "citation": p.citation})
         files[p.name] = f
     done = {name: f.read() for name, f in files.items()}
     todo = [a for a in archs if any(a.id not in done[p.name] for p in proxies)]
@@ -215,7 +237,8 @@ def _fuse(space, sp, archs, files, rc: RunConfig) -> ScoreFile:
     data_cfg = {"components": {c: files[c].key for c in sp.components},
                 "archs": hashlib.sha1(",".join(sorted(ids)).encode()).hexdigest()[:10]}
     f = ScoreFile(rc.results_dir, space.name, sp.name, rc.seed, data_cfg, sp.version)
-    f.ensure_meta({"zcbench_version": zcbench.__version__, "citation": sp.citation, "set_level": True})
+    f.ensure_meta({"zcbench_version": zcbench.__version__, "zcbench_commit": source_commit(),
+                   "citation": sp.citation, "set_level": True})
     keys = {a.id: a.key for a in archs}
     lines = []
     for i in ids:
@@ -262,7 +285,9 @@ def summarize(space, proxy_name: str, score_file: ScoreFile, archs, rc: RunConfi
             line += " | CONSTANT scores: no ranking"
     else:
         summary["correlation"] = None
-        line = f"{space.name} | {proxy_name} | seed {rc.seed} | n={len(ids)} scored | no ground truth for these architectures"
+        line = (f"{space.name} | {proxy_name} | seed {rc.seed} | n={len(ids)} scored | "
+                + ("no ground truth for these architectures" if not have_truth else
+                   f"only {len(have_truth)} architecture with ground truth: a correlation needs at least 2"))
     print(line, flush=True)
     atomic_write_text(summary_path(rc.results_dir, space.name, proxy_name, score_file.key),
                       json.dumps(summary, indent=2, sort_keys=True, default=str))

@@ -106,7 +106,9 @@ class ScoreFile:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line)
+            view = memoryview(line)
+            while view:  # os.write may write less than asked (signals, full pipes on odd file systems)
+                view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
