@@ -125,9 +125,29 @@ def config_id(meta: dict) -> str:
     return f"v{meta.get('proxy_version', '?')}-{hashlib.sha1(blob.encode()).hexdigest()[:6]}"
 
 
+def default_space_options(name: str) -> dict:
+    """The options of the shipped ``conf/space/<name>.yaml`` (a space's standard configuration)."""
+    import yaml
+
+    try:
+        import zcbench.conf
+
+        path = Path(zcbench.conf.__file__).parent / "space" / f"{name}.yaml"
+        return (yaml.safe_load(path.read_text()) or {}).get("options") or {} if path.exists() else {}
+    except Exception:
+        return {}
+
+
 def space_label(name: str, options: dict) -> str:
+    """``name`` for the space's standard configuration; ``name(k=v,...)`` for options that differ
+    from ``conf/space/<name>.yaml`` (runs scored with the shipped defaults, passed explicitly or
+    not, are one space)."""
+    defaults = default_space_options(name)
+    options = {k: v for k, v in (options or {}).items() if k not in defaults or defaults[k] != v}
     if not options:
         return name
+    if options.get("table"):  # a project-built ground-truth table: its name stands for its options
+        return f"{name}[table={Path(str(options['table'])).name}]"
     return name + "(" + ",".join(f"{k}={options[k]}" for k in sorted(options)) + ")"
 
 
@@ -227,6 +247,11 @@ class SpaceInfo:
         the ground truth agrees with itself; with a validation and a test column of the same
         runs, their Spearman rho / Kendall tau are a (loose, optimistic) estimate of that ceiling.
         """
+        if self.options.get("table"):  # project-built table: seed-vs-seed agreement (docs/groundtruth.md)
+            d = table_info(self)
+            c = d["ceiling"] if d else None
+            return {"a": f"seed {c['seed_a']}", "b": f"seed {c['seed_b']}", "n": c["n"], "rho": c["rho"],
+                    "tau": c["tau"]} if c else None
         if self.truth_all is None:
             return None
         cols = [c for c in self.truth_all.columns if c.startswith("valid")]
@@ -238,6 +263,15 @@ class SpaceInfo:
                     corr = metrics.correlate(d[c], d[other], n_resamples=0)
                     return {"a": c, "b": other, "n": corr.n, "rho": corr.spearman_rho, "tau": corr.kendall_tau}
         return None
+
+
+def table_info(info: SpaceInfo | None) -> dict | None:
+    """Recipe, size and noise ceiling of the project-built table behind a space label, if any."""
+    if info is None or not info.options.get("table"):
+        return None
+    from zcbench.groundtruth import describe_table
+
+    return describe_table(str(info.options["table"]))
 
 
 def metric_label(metric: str, higher_is_better: bool) -> str:
@@ -854,7 +888,9 @@ def _caption(info: SpaceInfo | None, rows: pd.DataFrame) -> str:
     n = rows["n_archs"].dropna()
     n_txt = f"n = {int(n.max())} architectures" if len(n) else "no ground truth"
     m = info.metric_label if info and info.metric else "ground truth"
-    return f"{rows['space'].iloc[0]}: rank correlation with {m}; {n_txt}; mean ± std over seeds"
+    d = table_info(info)
+    return (f"{rows['space'].iloc[0]}: rank correlation with {m}; {n_txt}; mean ± std over seeds"
+            + (f"; {d['text']}" if d else ""))
 
 
 def write_tables(data: ReportData, out: Path, formats=TABLE_FORMATS) -> list[Path]:
