@@ -45,6 +45,7 @@ store key the score by batch size, sequence length and corpus, which it depends 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import torch
@@ -84,13 +85,47 @@ def last_block_output(model, inputs: torch.Tensor, output: str = "block_out") ->
     return captured["h"]
 
 
+@contextlib.contextmanager
+def sparse_embedding_grads(model, params):
+    """Let every ``nn.Embedding`` whose table is in ``params`` return a sparse gradient (restored on exit).
+
+    A table's gradient for one example is non-zero only in the rows of that example's tokens;
+    the dense gradient (zero-filled table-sized tensor, then a scan of every entry for the norm)
+    made the embeddings the largest non-network cost of the per-example passes. The sparse
+    gradient holds the same rows (duplicates summed on ``coalesce``), so the squared norm is
+    the same number up to float summation order.
+    """
+    ids = {id(p) for p in params}
+    changed = [m for m in model.modules()
+               if isinstance(m, torch.nn.Embedding) and not m.sparse and id(m.weight) in ids]
+    for m in changed:
+        m.sparse = True
+    try:
+        yield
+    finally:
+        for m in changed:
+            m.sparse = False
+
+
+def squared_norm(g: torch.Tensor) -> torch.Tensor:
+    """||g||^2 accumulated in float64 (squares rounded in g's dtype: <= 1 ulp relative each, all positive)."""
+    if g.is_sparse:
+        g = g.coalesce().values()
+    if g.dtype == F64:
+        return torch.sum(g * g)
+    return torch.sum(g * g, dtype=F64)
+
+
 def ntk_trace(model, inputs: torch.Tensor, directions: torch.Tensor | None, output: str = "block_out",
               params=None) -> float:
     """sum_b sum_k ||d <u_k, mean_t h_b> / d theta||^2 / K (``directions`` = u_k rows), or, with
-    ``directions=None``, the exact D-output trace sum_b ||d mean_t h_b / d theta||_F^2."""
+    ``directions=None``, the exact D-output trace sum_b ||d mean_t h_b / d theta||_F^2.
+
+    One forward of a single example and one ``autograd.grad`` per read-out direction; embedding
+    tables get sparse gradients for the duration (see :func:`sparse_embedding_grads`)."""
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
-    total = torch.zeros((), dtype=F64)
-    with torch.enable_grad():
+    total = torch.zeros((), dtype=F64, device=params[0].device if params else None)
+    with torch.enable_grad(), sparse_embedding_grads(model, params):
         for b in range(inputs.shape[0]):
             h = last_block_output(model, inputs[b:b + 1], output)  # (1, T, D)
             m = h.mean(dim=1)[0]
@@ -100,7 +135,7 @@ def ntk_trace(model, inputs: torch.Tensor, directions: torch.Tensor | None, outp
                 grads = torch.autograd.grad(y, params, retain_graph=k + 1 < dirs.shape[0], allow_unused=True)
                 for g in grads:
                     if g is not None:
-                        total += torch.linalg.vector_norm(g.detach(), dtype=F64) ** 2
+                        total += squared_norm(g.detach())
     scale = 1.0 if directions is None else 1.0 / directions.shape[0]
     return float(total) * scale
 
