@@ -102,3 +102,92 @@ def read_nasbench_bert(path: str | os.PathLike) -> list[dict]:
     if not isinstance(rows, list) or not rows or not all("scores" in r and "hparams" in r for r in rows):
         raise DataError(f"malformed NAS-Bench-BERT table {path}: expected a list of records with scores and hparams")
     return rows
+
+
+# ---- project-built ground-truth tables (``python -m zcbench groundtruth build``, docs/groundtruth.md) ----
+@dataclass
+class GroundTruthArch:
+    arch_id: str
+    genes: dict
+    seeds: dict  # training seed -> metric value
+    params: int | None
+    train_seconds: dict  # training seed -> seconds
+
+    @property
+    def mean(self) -> float:
+        vals = list(self.seeds.values())
+        return sum(vals) / len(vals)
+
+
+@dataclass
+class GroundTruthTable:
+    path: Path  # the table folder
+    meta: dict  # table.yaml
+    archs: list  # GroundTruthArch, in first-appearance order
+    n_rows: int
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.path.name)
+
+    @property
+    def space(self) -> str:
+        return str(self.meta["space"])
+
+    @property
+    def space_options(self) -> dict:
+        return dict(self.meta.get("space_options") or {})
+
+    @property
+    def metric(self) -> str:
+        return str(self.meta["metric"])
+
+    @property
+    def higher_is_better(self) -> bool:
+        return bool(self.meta["higher_is_better"])
+
+
+def resolve_table(ref: str | os.PathLike, results_dir: str | os.PathLike | None = None) -> Path:
+    """A table folder (holding ``table.yaml``) given as a path or as a name under ``<results>/groundtruth/``."""
+    p = Path(ref).expanduser()
+    candidates = [p] + [Path(root) / "groundtruth" / str(ref) for root in (results_dir, "results") if root]
+    for c in candidates:
+        if (c / "table.yaml").is_file():
+            return c.resolve()
+    raise DataError(f"no ground-truth table {str(ref)!r}: expected a folder with table.yaml, or a name under "
+                    f"{Path(results_dir or 'results') / 'groundtruth'}/")
+
+
+def read_groundtruth_table(folder: str | os.PathLike) -> GroundTruthTable:
+    """Read ``table.yaml`` + ``table.jsonl`` (one row per (arch, training seed)) of a project-built table.
+
+    The first row of each (arch_id, seed) wins (a duplicate can only come from two builds of
+    the same shard at once). A missing or malformed file raises a one-line DataError.
+    """
+    folder = Path(folder)
+    meta = load_yaml(folder / "table.yaml")
+    need = ("space", "metric", "higher_is_better")
+    if not isinstance(meta, dict) or any(k not in meta for k in need):
+        raise DataError(f"malformed ground-truth table header {folder / 'table.yaml'}: needs {', '.join(need)}")
+    metric = str(meta["metric"])
+    rows_path = folder / "table.jsonl"
+    archs: dict[str, GroundTruthArch] = {}
+    n_rows = 0
+    if rows_path.exists():
+        for i, line in enumerate(rows_path.read_text().split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                arch_id, genes, seed, value = row["arch_id"], row["genes"], int(row["seed"]), float(row[metric])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise DataError(f"malformed row at line {i} of {rows_path}: {type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())}") from None
+            if not isinstance(genes, dict):
+                raise DataError(f"malformed row at line {i} of {rows_path}: genes must be a mapping")
+            a = archs.setdefault(arch_id, GroundTruthArch(arch_id, genes, {}, row.get("params"), {}))
+            if seed not in a.seeds:
+                a.seeds[seed] = value
+                a.train_seconds[seed] = row.get("train_seconds")
+                n_rows += 1
+    return GroundTruthTable(path=folder, meta=meta, archs=list(archs.values()), n_rows=n_rows)

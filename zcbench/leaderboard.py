@@ -181,7 +181,8 @@ def _space_caption(data: rp.ReportData, space: str, rows: pd.DataFrame) -> str:
     n = rows["n_archs"].dropna()
     seeds = sorted({int(s) for ss in rows["seeds"] for s in str(ss).split(",") if s != ""})
     return (f"Ground truth: {metric}; n = {int(n.max()) if len(n) else 0} architectures; "
-            f"seeds {', '.join(map(str, seeds))}; {len(rows)} proxies. Ranked by ρ; click a column header to sort.")
+            f"seeds {', '.join(map(str, seeds))}; {len(rows)} proxies. Ranked by ρ; click a column header to sort."
+            + (f" Ground truth: {d['text']}." if (d := rp.table_info(info)) else ""))
 
 
 # --------------------------------------------------------------------------- pages

@@ -87,6 +87,13 @@ class Space:
 
         self.data_dir = resolve_data_dir(data_dir)
         self.cfg = cfg
+        self.gt_table = None  # a project-built ground-truth table (option ``table``, docs/groundtruth.md)
+        if cfg.get("table"):
+            from zcbench.data import read_groundtruth_table, resolve_table
+
+            self.gt_table = read_groundtruth_table(resolve_table(cfg["table"]))
+            self.metric, self.higher_is_better = self.gt_table.metric, self.gt_table.higher_is_better
+            self.metrics = (self.gt_table.metric,)
         if target is not None:
             if self.metrics and target not in self.metrics:
                 raise ValueError(f"space {self.name}: unknown target {target!r}; valid: {', '.join(self.metrics)}")
@@ -100,8 +107,26 @@ class Space:
 
     def stored(self) -> list[Arch]:
         if self._stored is None:
-            self._stored = self.load_stored()
+            self._stored = self.table_archs() if self.gt_table is not None else self.load_stored()
         return self._stored
+
+    def table_archs(self) -> list[Arch]:
+        """The architectures of the attached ground-truth table; truth = mean over training seeds."""
+        from zcbench.data import DataError
+
+        out = []
+        for row in self.gt_table.archs:
+            try:
+                self.validate(row.genes)
+            except ValueError as exc:
+                raise DataError(f"{self.gt_table.path}: arch {row.arch_id} is outside space {self.name} "
+                                f"with the table's options: {exc}") from None
+            a = Arch(genes=row.genes, key=row.arch_id, truth={self.metric: row.mean},
+                     meta={"seeds": dict(row.seeds), "params": row.params})
+            if a.id != row.arch_id:
+                raise DataError(f"{self.gt_table.path}: arch_id {row.arch_id} does not hash its genes ({a.id})")
+            out.append(a)
+        return out
 
     def __iter__(self) -> Iterator[Arch]:
         return iter(self.stored())
