@@ -229,52 +229,40 @@ def _job_fail(msg: str) -> None:
     _fail(msg)
 
 
-def _cmd_search(argv: list[str]) -> None:
+def _hydra_command(config_name: str, entry, argv: list[str], allow_none: bool = False) -> None:
+    """Compose ``conf/<config_name>.yaml`` with the overrides and call ``entry(cfg)``, turning
+    bad input into one-line errors (the pattern of ``run``)."""
     import hydra
     from omegaconf import DictConfig
 
-    argv = _prepare_overrides(argv)
-    sys.argv = [sys.argv[0]] + argv
+    sys.argv = [sys.argv[0]] + _prepare_overrides(argv, allow_none=allow_none)
 
-    @hydra.main(config_path=conf_dir(), config_name="search", version_base="1.3")
+    @hydra.main(config_path=conf_dir(), config_name=config_name, version_base="1.3")
     def task(cfg: DictConfig) -> None:
         from zcbench.data import DataError
         from zcbench.registry import UnknownNameError
         from zcbench.runner import ConfigError
-        from zcbench.search.lpzero import main_search
 
         try:
-            main_search(cfg)
+            entry(cfg)
         except (ConfigError, UnknownNameError, DataError) as exc:
             _job_fail(str(exc))
         except ValueError as exc:
             _job_fail(str(exc).splitlines()[0])
 
     task()
+
+
+def _cmd_search(argv: list[str]) -> None:
+    from zcbench.search.lpzero import main_search
+
+    _hydra_command("search", main_search, argv)
 
 
 def _cmd_etas(argv: list[str]) -> None:
-    import hydra
-    from omegaconf import DictConfig
+    from zcbench.search.etas import main_etas
 
-    argv = _prepare_overrides(argv, allow_none=True)
-    sys.argv = [sys.argv[0]] + argv
-
-    @hydra.main(config_path=conf_dir(), config_name="etas", version_base="1.3")
-    def task(cfg: DictConfig) -> None:
-        from zcbench.data import DataError
-        from zcbench.registry import UnknownNameError
-        from zcbench.runner import ConfigError
-        from zcbench.search.etas import main_etas
-
-        try:
-            main_etas(cfg)
-        except (ConfigError, UnknownNameError, DataError) as exc:
-            _job_fail(str(exc))
-        except ValueError as exc:
-            _job_fail(str(exc).splitlines()[0])
-
-    task()
+    _hydra_command("etas", main_etas, argv, allow_none=True)
 
 
 def _cmd_groundtruth(argv: list[str]) -> None:
