@@ -56,3 +56,15 @@ def taps_or_na(ctx, kind: str):
 
 def linear_only(layers):
     return [wl for wl in layers if isinstance(wl.module, torch.nn.Linear)]
+
+
+def sum_over_weight_grads(ctx, layers, per_layer) -> float:
+    """``sum_l per_layer(W_l, dL/dW_l)`` over ``layers`` that received a gradient, accumulated
+    as Python floats layer by layer: the shared shape of the gradient-saliency proxies
+    (grad_norm, snip, plain, synaptic_saliency, synaptic_diversity)."""
+    total = 0.0
+    for wl in layers:
+        g = ctx.grad(wl.weight)
+        if g is not None:
+            total += float(per_layer(wl.weight, g))
+    return total

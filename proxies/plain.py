@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from zcbench.engine import Proxy
 from zcbench.registry import register_proxy
-from zcbench.proxies._common import d, layers_or_na
+from zcbench.proxies._common import d, layers_or_na, sum_over_weight_grads
 
 
 @register_proxy("plain")
@@ -23,9 +23,5 @@ class Plain(Proxy):
     defaults = {"objective": None, "include_output": False}
 
     def score(self, ctx) -> float:
-        total = 0.0
-        for wl in layers_or_na(ctx, "weight layers", include_output=self.options["include_output"]):
-            g = ctx.grad(wl.weight)
-            if g is not None:
-                total += float((d(wl.weight) * d(g)).sum())
-        return total
+        layers = layers_or_na(ctx, "weight layers", include_output=self.options["include_output"])
+        return sum_over_weight_grads(ctx, layers, lambda w, g: (d(w) * d(g)).sum())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from zcbench.engine import Proxy
 from zcbench.registry import register_proxy
-from zcbench.proxies._common import d, layers_or_na
+from zcbench.proxies._common import d, layers_or_na, sum_over_weight_grads
 
 
 @register_proxy("snip")
@@ -24,9 +24,5 @@ class Snip(Proxy):
     defaults = {"objective": None, "include_output": False}
 
     def score(self, ctx) -> float:
-        total = 0.0
-        for wl in layers_or_na(ctx, "weight layers", include_output=self.options["include_output"]):
-            g = ctx.grad(wl.weight)
-            if g is not None:
-                total += float((d(wl.weight) * d(g)).abs().sum())
-        return total
+        layers = layers_or_na(ctx, "weight layers", include_output=self.options["include_output"])
+        return sum_over_weight_grads(ctx, layers, lambda w, g: (d(w) * d(g)).abs().sum())

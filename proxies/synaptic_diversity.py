@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from zcbench.engine import Proxy
 from zcbench.registry import register_proxy
-from zcbench.proxies._common import layers_or_na, linear_only, nuclear
+from zcbench.proxies._common import layers_or_na, linear_only, nuclear, sum_over_weight_grads
 
 
 @register_proxy("synaptic_diversity")
@@ -27,9 +27,4 @@ class SynapticDiversity(Proxy):
 
     def score(self, ctx) -> float:
         layers = linear_only(layers_or_na(ctx, "attention weight layers", roles=("attn",)))
-        total = 0.0
-        for wl in layers:
-            g = ctx.grad(wl.weight)
-            if g is not None:
-                total += float(nuclear(wl.weight) * nuclear(g))
-        return total
+        return sum_over_weight_grads(ctx, layers, lambda w, g: nuclear(w) * nuclear(g))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from zcbench.engine import Proxy
 from zcbench.registry import register_proxy
-from zcbench.proxies._common import d, layers_or_na, linear_only
+from zcbench.proxies._common import d, layers_or_na, linear_only, sum_over_weight_grads
 
 
 @register_proxy("synaptic_saliency")
@@ -23,9 +23,5 @@ class SynapticSaliency(Proxy):
     defaults = {"objective": None}
 
     def score(self, ctx) -> float:
-        total = 0.0
-        for wl in linear_only(layers_or_na(ctx, "FFN weight layers", roles=("ffn",))):
-            g = ctx.grad(wl.weight)
-            if g is not None:
-                total += float((d(wl.weight) * d(g)).abs().sum())
-        return total
+        layers = linear_only(layers_or_na(ctx, "FFN weight layers", roles=("ffn",)))
+        return sum_over_weight_grads(ctx, layers, lambda w, g: (d(w) * d(g)).abs().sum())
