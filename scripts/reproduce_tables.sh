@@ -14,4 +14,4 @@ for seed in ${SEEDS:-0 1 2}; do
   /usr/bin/time -v python -m zcbench run proxy="$PROXIES" space=flexibert seed=$seed batch_size=16 seq_len=128 progress=false 2>&1 \
     | grep -v "^\s\(Page size\|Socket\|Signals\|Swaps\|File system\|Average\|Exit status\|Minor\|Major\|Voluntary\|Involuntary\|Percent\)"
 done
-python -m zcbench report --out results/reproduction
+python -m zcbench report --out results/report --bootstrap 200

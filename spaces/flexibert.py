@@ -507,6 +507,13 @@ class FlexiBertSpace(Space):
             a.meta["keys"] = [r["key"] for r in runs]
         return list(by_id.values())
 
+    def record_truths(self, metric: str | None = None) -> list[tuple[str, float]]:
+        """All 500 records: a network trained twice appears twice, each with its own score."""
+        if self.gt_table is not None:
+            return super().record_truths(metric)
+        m = metric or self.metric
+        return [(a.id, float(r["scores"][m])) for a in self.stored() for r in a.meta["runs"]]
+
     def by_id(self, arch_id: str) -> Arch:
         for a in self.stored():
             if a.id == arch_id or arch_id in a.meta.get("keys", ()):

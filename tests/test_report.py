@@ -297,3 +297,64 @@ def test_main_report_via_python_c(results, data_dir, tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert "gpt2: 5 proxies; best params_nonembedding (ρ=0.967)" in p.stdout
     assert (out / "leaderboard.csv").exists() and not (out / "figures").exists()
+
+
+def test_like_for_like_statistics_match_scipy_and_exclude_nonfinite():
+    rng = np.random.default_rng(3)
+    t = rng.normal(size=60)
+    x = np.vstack([t + rng.normal(scale=s, size=60) for s in (0.5, 1.0, 2.0)])
+    x[1, 7] = np.nan  # excluded from every seed (same records for all), counted
+    res = report.like_for_like(x, t, "pearson", n_resamples=200, seed=0)
+    keep = np.ones(60, bool)
+    keep[7] = False
+    r = [stats.pearsonr(xi[keep], t[keep]).statistic for xi in x]
+    k = [stats.kendalltau(xi[keep], t[keep]).statistic for xi in x]
+    assert res["n"] == 59 and res["n_excluded"] == 1
+    assert res["rho"] == pytest.approx(np.mean(r)) and res["rho_std"] == pytest.approx(np.std(r, ddof=1))
+    assert res["tau"] == pytest.approx(np.mean(k))
+    assert res["rho_ci_lo"] < res["rho"] < res["rho_ci_hi"] and res["tau_ci_lo"] < res["tau"] < res["tau_ci_hi"]
+    sp = report.like_for_like(x[:1], t, "spearman", n_resamples=0)
+    assert sp["n"] == 60 and sp["rho"] == pytest.approx(stats.spearmanr(x[0], t).statistic)  # row 0 has no NaN
+    assert math.isnan(sp["rho_std"]) and math.isnan(sp["rho_ci_lo"])
+    with pytest.raises(ValueError, match="valid: spearman, pearson"):
+        report.like_for_like(x, t, "kendall")
+
+
+def test_flexibert_like_for_like_reproduces_lpzero_params_exactly(data_dir, tmp_path):
+    """LPZero's Table 3 "rho" is Pearson r over the 500 records (eval_rank_bert.py): with that
+    statistic our #Params gives the published pair 0.454 / 0.590; Spearman over the 491 distinct
+    networks would give 0.652."""
+    space = zcbench.create_space("flexibert", data_dir=str(data_dir))
+    recs = space.record_truths()
+    assert len(recs) == 500 and len({a for a, _ in recs}) == 491 == len(space.stored())
+    run(RunConfig(space="flexibert", proxies=["params"], seed=0, data_dir=str(data_dir), results_dir=str(tmp_path),
+                  bootstrap=0, progress=False))
+    built = report.build(tmp_path, data_dir=data_dir, n_resamples=BOOT)
+    rep = report.reproduction_table(built.table, data=built).set_index("paper_name")
+    row = rep.loc["#Params"]
+    assert row["statistic"] == "Pearson r, per record" and int(row["n_ours"]) == 500
+    assert round(row["tau_ours"], 3) == 0.454 and round(row["rho_ours"], 3) == 0.590
+    assert round(row["rho_spearman_ours"], 3) == 0.652  # the standard table's number, kept alongside
+    assert bool(row["in_ci"])
+    plain = report.reproduction_table(built.table).set_index("paper_name")  # without data: the standard numbers
+    assert round(plain.loc["#Params", "rho_ours"], 3) == 0.652
+
+
+def test_reproduction_negated_entry_flips_sign_and_interval():
+    """LPZero correlated -GraSP on GPT-2 (eval_rank_gpt2.py); published.yaml marks it and the row shows -grasp."""
+    table = pd.DataFrame([{"space": "gpt2", "proxy": "grasp", "tau": -0.5, "tau_std": 0.01, "rho": -0.7,
+                           "rho_std": 0.02, "rho_ci_lo": -0.95, "rho_ci_hi": -0.6, "tau_ci_lo": -0.6,
+                           "tau_ci_hi": -0.4, "n_archs": 200, "n_seeds": 3}])
+    rep = report.reproduction_table(table).set_index("paper_name")
+    g = rep.loc["GraSP"]
+    assert g["proxy"] == "-grasp" and g["rho_ours"] == 0.7 and g["tau_ours"] == 0.5
+    assert (g["rho_ci_lo"], g["rho_ci_hi"]) == (0.6, 0.95) and bool(g["in_ci"])  # 0.922 inside [0.6, 0.95]
+    assert g["d_rho"] == pytest.approx(0.7 - 0.922)
+    assert rep.loc["SNIP", "proxy"] == "snip"  # other rows untouched
+
+
+def test_record_truths_default_is_one_record_per_stored_arch(gpt2):
+    space, archs, truth = gpt2
+    recs = space.record_truths()
+    assert len(recs) == len(archs) == 200
+    assert dict(recs) == {a: float(v) for a, v in truth.items()}

@@ -386,7 +386,7 @@ def space_page(data: rp.ReportData, space: str, figures: set, data_dir) -> str:
 
 
 def reproduction_page(data: rp.ReportData) -> str:
-    rep = rp.reproduction_table(data.table)
+    rep = rp.reproduction_table(data.table, data=data)
     parts = ["<h1>Reproduction</h1>",
              '<p class="lead">Our numbers (mean ± std over seeds) next to those the papers printed. '
              "“in CI”: the published ρ lies inside our 95% bootstrap CI. Sources and the name mapping live in "

@@ -226,6 +226,7 @@ class SpaceInfo:
     higher_is_better: bool = True
     truth: pd.Series | None = None  # raw ground truth by arch ID (not oriented)
     truth_all: pd.DataFrame | None = None  # every ground-truth column of the stored archs
+    records: pd.DataFrame | None = None  # arch_id, truth per benchmark record (Space.record_truths)
     description: str = ""
     modality: str = ""
     n_stored: int = 0
@@ -321,6 +322,11 @@ def _load_space(label: str, name: str, options: dict, target: str | None, data_d
         info.truth_all = pd.DataFrame.from_dict(rows, orient="index").astype(float)
         if info.metric in info.truth_all.columns:
             info.truth = info.truth_all[info.metric].dropna()
+    try:  # per-record truth, for papers that correlate over the raw table (duplicates kept)
+        recs = space.record_truths(info.metric)
+        info.records = pd.DataFrame(recs, columns=["arch_id", "truth"]) if recs else None
+    except Exception:
+        info.records = None
     if info.truth is None or info.truth.empty:
         info.truth = None
         if not info.error:
@@ -708,15 +714,95 @@ def load_published(path: Path = PUBLISHED) -> pd.DataFrame:
     for src in doc["sources"]:
         for e in src["entries"]:
             cands = e["proxy"] if isinstance(e["proxy"], list) else [e["proxy"]]
+            stat = src.get("statistic", "spearman")
+            if stat not in STATISTICS:
+                raise ReportError(f"{path}: source {src['id']}: statistic {stat!r}; valid: {', '.join(STATISTICS)}")
             rows.append({"source": src["id"], "paper": src["paper"], "table": src["table"], "space": src["space"],
+                         "statistic": stat, "per_record": bool(src.get("per_record", False)),
                          "n_paper": src.get("n_archs"), "paper_name": e["name"], "candidates": cands,
-                         "tau_paper": e.get("tau"), "rho_paper": e.get("rho")})
+                         "tau_paper": e.get("tau"), "rho_paper": e.get("rho"), "negate": bool(e.get("negate", False))})
     return pd.DataFrame(rows)
 
 
+STATISTICS = ("spearman", "pearson")
+
+
+def like_for_like(score_matrix: np.ndarray, truth: np.ndarray, statistic: str, n_resamples: int = 1000,
+                  seed: int = 0, confidence: float = 0.95) -> dict:
+    """Kendall tau-b and ``statistic`` (Spearman rho or Pearson r) of (seeds x records) scores vs truth.
+
+    Mean and std over seeds; percentile bootstrap CI of the seed mean, resampling records
+    (the same resample for every seed). Records whose score is not finite in some seed are
+    excluded (and counted), never replaced.
+    """
+    if statistic not in STATISTICS:
+        raise ValueError(f"unknown statistic {statistic!r}; valid: {', '.join(STATISTICS)}")
+    x = np.atleast_2d(np.asarray(score_matrix, dtype=float))
+    t = np.asarray(truth, dtype=float)
+    ok = np.isfinite(x).all(axis=0) & np.isfinite(t)
+    x, t = x[:, ok], t[ok]
+    out = {"n": int(ok.sum()), "n_excluded": int((~ok).sum())}
+    if out["n"] < 4 or np.any(np.ptp(x, axis=1) == 0):
+        return out | {"rho": math.nan, "rho_std": math.nan, "tau": math.nan, "tau_std": math.nan,
+                      "rho_ci_lo": math.nan, "rho_ci_hi": math.nan, "tau_ci_lo": math.nan, "tau_ci_hi": math.nan}
+
+    def rho_of(xs, ts):
+        if statistic == "pearson":
+            return stats.pearsonr(xs, ts, axis=-1).statistic
+        return stats.pearsonr(stats.rankdata(xs, axis=-1), stats.rankdata(ts, axis=-1), axis=-1).statistic
+
+    rhos = np.array([rho_of(xi, t) for xi in x])
+    taus = np.array([stats.kendalltau(xi, t).statistic for xi in x])
+    out.update(rho=float(rhos.mean()), rho_std=float(rhos.std(ddof=1)) if len(x) > 1 else math.nan,
+               tau=float(taus.mean()), tau_std=float(taus.std(ddof=1)) if len(x) > 1 else math.nan)
+    if n_resamples > 0:
+        rng = np.random.default_rng(seed)
+        idx = rng.integers(0, out["n"], size=(n_resamples, out["n"]))
+        tb = t[idx]
+        rb = np.mean([rho_of(xi[idx], tb) for xi in x], axis=0)
+        kb = np.mean([[stats.kendalltau(xi[i], t[i]).statistic for i in idx] for xi in x], axis=0)
+        a = (1 - confidence) / 2
+        out.update(rho_ci_lo=float(np.nanquantile(rb, a)), rho_ci_hi=float(np.nanquantile(rb, 1 - a)),
+                   tau_ci_lo=float(np.nanquantile(kb, a)), tau_ci_hi=float(np.nanquantile(kb, 1 - a)))
+    else:
+        out.update(rho_ci_lo=math.nan, rho_ci_hi=math.nan, tau_ci_lo=math.nan, tau_ci_hi=math.nan)
+    return out
+
+
+def _like_for_like_row(data: ReportData, space: str, proxy: str, statistic: str, per_record: bool) -> dict | None:
+    """Our numbers computed the way a source computed its published ones (statistic, records)."""
+    info = data.spaces.get(space)
+    if info is None or info.truth is None or data.scores.empty:
+        return None
+    s = data.scores[(data.scores["space"] == space) & (data.scores["proxy"] == proxy)]
+    if s.empty:
+        return None
+    wide = s.pivot_table(index="arch_id", columns="seed", values="score", aggfunc="first", dropna=False)
+    if per_record and info.records is not None:
+        rec = info.records[info.records["arch_id"].isin(wide.index)]
+        ids, t = rec["arch_id"].to_numpy(), rec["truth"].to_numpy(dtype=float)
+    else:
+        tr = info.truth.reindex(wide.index).dropna()
+        ids, t = tr.index.to_numpy(), tr.to_numpy(dtype=float)
+    if not info.higher_is_better:
+        t = -t
+    x = wide.reindex(ids).to_numpy(dtype=float).T  # seeds x records
+    res = like_for_like(x, t, statistic, int(data.provenance.get("bootstrap_resamples", 1000)),
+                        int(data.provenance.get("bootstrap_seed", 0)))
+    return res | {"n_seeds": x.shape[0]}
+
+
 def reproduction_table(table: pd.DataFrame, published: pd.DataFrame | None = None,
-                       include_missing: bool = True) -> pd.DataFrame:
-    """Ours vs the papers' published tau/rho, for the spaces present in ``table``."""
+                       include_missing: bool = True, data: ReportData | None = None) -> pd.DataFrame:
+    """Ours vs the papers' published tau/rho, for the spaces present in ``table``.
+
+    A source may declare how its numbers were computed (``statistic: pearson`` — its "rho"
+    is Pearson's r of the raw scores —, ``per_record: true`` — correlated over every record
+    of the benchmark table, duplicated networks counted per record). With ``data`` given,
+    our columns for such a source are computed the same way (like for like) and
+    ``rho_spearman_ours`` keeps our standard Spearman rho over distinct architectures;
+    without ``data`` (or for sources that declare nothing) ours is the standard table's.
+    """
     pub = load_published() if published is None else published
     present = set(table["space"])
     pub = pub[pub["space"].isin(present)]
@@ -734,14 +820,34 @@ def reproduction_table(table: pd.DataFrame, published: pd.DataFrame | None = Non
         row = {"source": p["source"], "table": p["table"], "paper": p["paper"], "space": p["space"],
                "paper_name": p["paper_name"], "proxy": hit["proxy"] if hit is not None else p["candidates"][0],
                "tau_paper": p["tau_paper"], "rho_paper": p["rho_paper"], "n_paper": p["n_paper"]}
+        statistic = p.get("statistic") or "spearman"
+        per_record = bool(p.get("per_record") or False)
+        row["statistic"] = ("Pearson r" if statistic == "pearson" else "Spearman") + (", per record" if per_record else "")
         if hit is not None:
             row.update(tau_ours=hit["tau"], tau_std=hit["tau_std"], rho_ours=hit["rho"], rho_std=hit["rho_std"],
                        rho_ci_lo=hit["rho_ci_lo"], rho_ci_hi=hit["rho_ci_hi"], tau_ci_lo=hit["tau_ci_lo"],
-                       tau_ci_hi=hit["tau_ci_hi"], n_ours=hit["n_archs"], n_seeds=hit["n_seeds"])
+                       tau_ci_hi=hit["tau_ci_hi"], n_ours=hit["n_archs"], n_seeds=hit["n_seeds"],
+                       rho_spearman_ours=hit["rho"])
+            lfl = (_like_for_like_row(data, p["space"], hit["proxy"], statistic, per_record)
+                   if data is not None and (statistic != "spearman" or per_record) else None)
+            if lfl is not None and math.isfinite(lfl.get("rho", math.nan)):
+                row.update({k: lfl[k] for k in ("tau_std", "rho_std", "rho_ci_lo", "rho_ci_hi", "tau_ci_lo",
+                                                 "tau_ci_hi", "n_seeds")},
+                           tau_ours=lfl["tau"], rho_ours=lfl["rho"], n_ours=lfl["n"])
+            elif statistic != "spearman" or per_record:
+                row["statistic"] = "Spearman (like-for-like not computed)"
+            if bool(p.get("negate") or False):  # the paper correlated -score (published.yaml says why)
+                row["proxy"] = "-" + row["proxy"]
+                for k in ("tau_ours", "rho_ours", "rho_spearman_ours"):
+                    row[k] = -row[k] if row.get(k) is not None else row.get(k)
+                for kind in ("rho", "tau"):
+                    lo, hi = row.get(f"{kind}_ci_lo"), row.get(f"{kind}_ci_hi")
+                    row[f"{kind}_ci_lo"], row[f"{kind}_ci_hi"] = (-hi if hi is not None else hi,
+                                                                  -lo if lo is not None else lo)
         out.append(row)
-    cols = ["source", "table", "paper", "space", "paper_name", "proxy", "tau_paper", "tau_ours", "tau_std", "d_tau",
-            "rho_paper", "rho_ours", "rho_std", "d_rho", "rho_ci_lo", "rho_ci_hi", "in_ci", "n_paper", "n_ours",
-            "n_seeds", "tau_ci_lo", "tau_ci_hi"]
+    cols = ["source", "table", "paper", "space", "paper_name", "proxy", "statistic", "tau_paper", "tau_ours", "tau_std",
+            "d_tau", "rho_paper", "rho_ours", "rho_std", "d_rho", "rho_ci_lo", "rho_ci_hi", "in_ci", "n_paper", "n_ours",
+            "n_seeds", "tau_ci_lo", "tau_ci_hi", "rho_spearman_ours"]
     df = pd.DataFrame(out)
     for c in cols:
         if c not in df.columns:
@@ -830,6 +936,7 @@ def display_reproduction(rep: pd.DataFrame, latex: bool = False) -> pd.DataFrame
         rows.append({
             "Source": f"{x['source']} ({x['table']})",
             "Space": x["space"], "Paper name": x["paper_name"], "Proxy": x["proxy"],
+            f"{r} is": x.get("statistic", "Spearman"),
             f"{t} paper": _f(x["tau_paper"]), f"{t} ours": _pm(x["tau_ours"], x["tau_std"], latex=latex),
             f"{delta}{t}": _diff(x["d_tau"]),
             f"{r} paper": _f(x["rho_paper"]), f"{r} ours": _pm(x["rho_ours"], x["rho_std"], latex=latex),
@@ -897,7 +1004,7 @@ def write_tables(data: ReportData, out: Path, formats=TABLE_FORMATS) -> list[Pat
     out.mkdir(parents=True, exist_ok=True)
     written = []
     tab, base = data.table, data.baseline
-    rep = reproduction_table(tab)
+    rep = reproduction_table(tab, data=data)
     if "csv" in formats:
         for name, df in (("leaderboard", tab), ("reproduction", rep), ("per_seed", data.per_seed)):
             p = out / f"{name}.csv"

@@ -143,6 +143,18 @@ class Space:
     def truth(self, arch: Arch, metric: str | None = None) -> float:
         return float(arch.truth[metric or self.metric])
 
+    def record_truths(self, metric: str | None = None) -> list[tuple[str, float]]:
+        """(arch id, ground truth) for every *record* of the benchmark table.
+
+        A benchmark may hold several records of one network (NAS-Bench-BERT lists 9 gene
+        sets twice); ``stored()`` merges them into one Arch whose truth is their mean. Papers
+        that correlate over the raw table count such a network once per record with each
+        record's own value; the report's like-for-like comparison uses this list for them.
+        Default: one record per stored architecture.
+        """
+        m = metric or self.metric
+        return [(a.id, float(a.truth[m])) for a in self.stored() if a.truth and m in a.truth]
+
     # ---- architectures ----------------------------------------------------
     def make_arch(self, genes: dict) -> Arch:
         """Wrap genes as an Arch, attaching ground truth if the network is stored."""
