@@ -324,3 +324,28 @@ def test_all_proxies_finite_on_real_gpt2_archs(data_dir):
 @pytest.mark.parametrize("space_name", ["gpt2", "flexibert", "transxl"])
 def test_all_proxies_finite_on_real_archs_slow(space_name, data_dir):
     _check_real(space_name, 3, 8, 64, data_dir)
+
+
+@pytest.mark.parametrize("space_name,kw", [("flexibert", {"variant": "upstream_pt"}), ("gpt2", {})])
+def test_attention_confidence_qkv_equals_upstream_hooks(data_dir, space_name, kw):
+    """The engine's value equals the training-free-nas recipe done by hand: forward hooks on the
+    attention input projections, mean(max over tokens) per projection, summed (a fused q/k/v
+    linear split into its three parts)."""
+    space = zcbench.create_space(space_name, data_dir=str(data_dir), **kw)
+    arch = space.stored()[1]
+    res = score_arch(space, arch, [zcbench.get_proxy("attention_confidence_qkv")], seed=0, batch_size=2, seq_len=24)
+    torch.manual_seed(0)
+    model = space.build(arch).eval()
+    batch = space.make_batch(2, 24, 0)
+    outs = []
+    for name, m in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if isinstance(m, nn.Linear) and leaf in ("query", "key", "value", "input", "weight", "c_attn"):
+            m.register_forward_hook(lambda _m, _i, o, fused=(leaf == "c_attn"): outs.extend(
+                o.chunk(3, dim=-1) if fused else [o]))
+    with torch.no_grad():
+        model(batch.inputs, batch.targets)
+    assert outs, "no projection hooked"
+    expected = sum(float(torch.mean(torch.max(o.double(), 1)[0])) for o in outs)
+    r = res["attention_confidence_qkv"]
+    assert r.status == "ok" and r.value == pytest.approx(expected, rel=1e-6)
