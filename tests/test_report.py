@@ -221,7 +221,7 @@ def test_outputs_md_tex_html_csv_and_figures(results, data_dir, tmp_path):
     assert set(csv["proxy"]) == {"params", "params_nonembedding", "noisy", "flat"}  # the baseline is kept
     assert {"rho", "rho_std", "rho_ci_lo", "tau", "d_rho", "p_vs_base", "sec_per_arch", "n_nan"} <= set(csv.columns)
     rep = (out / "reproduction.md").read_text()
-    assert "| #Params | params | 0.582 | 0.582 ± 0.000 |" in rep
+    assert "| #Params | params | Spearman | 0.582 | 0.582 ± 0.000 |" in rep
     assert "<table" in (out / "leaderboard.html").read_text()
     figs = out / "figures" / "gpt2"
     for stem in ("bar_rho", "heatmap", "pareto", "search", "proxies/noisy", "proxies/params"):
