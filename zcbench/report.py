@@ -746,13 +746,11 @@ def like_for_like(score_matrix: np.ndarray, truth: np.ndarray, statistic: str, n
         return out | {"rho": math.nan, "rho_std": math.nan, "tau": math.nan, "tau_std": math.nan,
                       "rho_ci_lo": math.nan, "rho_ci_hi": math.nan, "tau_ci_lo": math.nan, "tau_ci_hi": math.nan}
 
-    def rho_of(xs, ts):
-        if statistic == "pearson":
-            return stats.pearsonr(xs, ts, axis=-1).statistic
-        return stats.pearsonr(stats.rankdata(xs, axis=-1), stats.rankdata(ts, axis=-1), axis=-1).statistic
+    def rho_of(xs, ts):  # Spearman: the report's own rank correlation (_corr)
+        return stats.pearsonr(xs, ts, axis=-1).statistic if statistic == "pearson" else _corr("rho", xs, ts)
 
     rhos = np.array([rho_of(xi, t) for xi in x])
-    taus = np.array([stats.kendalltau(xi, t).statistic for xi in x])
+    taus = np.array([_corr("tau", xi, t) for xi in x])
     out.update(rho=float(rhos.mean()), rho_std=float(rhos.std(ddof=1)) if len(x) > 1 else math.nan,
                tau=float(taus.mean()), tau_std=float(taus.std(ddof=1)) if len(x) > 1 else math.nan)
     if n_resamples > 0:
@@ -760,7 +758,7 @@ def like_for_like(score_matrix: np.ndarray, truth: np.ndarray, statistic: str, n
         idx = rng.integers(0, out["n"], size=(n_resamples, out["n"]))
         tb = t[idx]
         rb = np.mean([rho_of(xi[idx], tb) for xi in x], axis=0)
-        kb = np.mean([[stats.kendalltau(xi[i], t[i]).statistic for i in idx] for xi in x], axis=0)
+        kb = np.mean([_corr("tau", xi[idx], tb) for xi in x], axis=0)
         a = (1 - confidence) / 2
         out.update(rho_ci_lo=float(np.nanquantile(rb, a)), rho_ci_hi=float(np.nanquantile(rb, 1 - a)),
                    tau_ci_lo=float(np.nanquantile(kb, a)), tau_ci_hi=float(np.nanquantile(kb, 1 - a)))
