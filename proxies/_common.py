@@ -26,6 +26,17 @@ def d(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(F64)
 
 
+def sum_sq(t: torch.Tensor) -> float:
+    """sum(t ** 2) of a large activation tensor, accurate and cheap: float32 norms of the rows
+    (last dimension, a few thousand elements at most) squared and summed in float64. Measured on
+    a 128 x 128 x 1024 tensor: 1e-9 relative to the float64 sum (one row alone: ~2e-7), 0.007 s
+    instead of 0.18 s for ``vector_norm(dtype=float64)`` and 0.34 s for a float64 copy (one CPU
+    thread). A single float32 norm of the whole tensor would be off by 1e-3."""
+    t = t.detach()
+    rows = t.reshape(-1, t.shape[-1]) if t.dim() > 1 else t.reshape(1, -1)
+    return float(torch.linalg.vector_norm(rows, dim=1).to(F64).square().sum())
+
+
 def as_matrix(w: torch.Tensor) -> torch.Tensor:
     """A weight as a 2-D matrix (out, fan_in): conv kernels are flattened per output channel."""
     return w.reshape(w.shape[0], -1)

@@ -25,7 +25,7 @@ import torch
 
 from zcbench.engine import Proxy
 from zcbench.registry import register_proxy
-from zcbench.proxies._common import d, layers_or_na
+from zcbench.proxies._common import d, layers_or_na, sum_sq
 
 
 @register_proxy("fisher")
@@ -40,11 +40,14 @@ class Fisher(Proxy):
             act, grad = ctx.layer_outputs.get(wl.name, (None, None))
             if act is None or grad is None:
                 continue
-            if isinstance(wl.module, torch.nn.Linear):
-                g_nk = (act * grad).reshape(-1, act.shape[-1])
-            else:  # conv: (N, C, *spatial) -> sum over spatial
-                g_nk = (act * grad).flatten(2).sum(-1, dtype=torch.float64)
-            delta = 0.5 * d(g_nk).pow(2).mean(0)
             fan_in = wl.weight[0].numel()
-            total += float(fan_in * delta.sum())
+            if isinstance(wl.module, torch.nn.Linear):
+                # every token is a sample n and the channels are summed afterwards, so
+                # sum_k Delta_k = ||a * g||_F^2 / (2 N): no per-channel float64 copy needed
+                prod = act * grad
+                n = prod.numel() // prod.shape[-1]
+                total += fan_in * 0.5 * sum_sq(prod) / n
+            else:  # conv: (N, C, *spatial) -> sum over spatial first, then square per (n, k)
+                g_nk = (act * grad).flatten(2).sum(-1, dtype=torch.float64)
+                total += float(fan_in * (0.5 * d(g_nk).pow(2).mean(0)).sum())
         return total

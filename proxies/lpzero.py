@@ -53,7 +53,7 @@ import torch.nn.functional as F
 
 from zcbench.engine import NotApplicable, Proxy
 from zcbench.registry import register_proxy
-from zcbench.proxies._common import d
+from zcbench.proxies._common import sum_sq
 
 
 @register_proxy("lpzero")
@@ -75,12 +75,12 @@ class LPZero(Proxy):
             raise NotApplicable("the model has no attention operation with a query projection")
         h_terms, blocks = [], []
         for blk, q in ctx.query:
-            h_terms.append(float(d(-q).pow(2).mean()))
+            h_terms.append(sum_sq(q) / q.numel())  # mean((-q)^2): the sign flip squares away
             blocks.append(blk)
         # Frobenius norm of each block's FFN activations (several ffn_act taps: norm of all of them)
         sq = {}
         for rec in ctx.tap_records("ffn_act"):
-            sq[rec.layer] = sq.get(rec.layer, 0.0) + float(d(rec.activation).pow(2).sum())
+            sq[rec.layer] = sq.get(rec.layer, 0.0) + sum_sq(rec.activation)
         norms = [sq[b] ** 0.5 if b in sq else None for b in blocks]
         if self.options["softmax_over"] == "scalar":
             a_terms = [float(F.log_softmax(torch.tensor(n, dtype=torch.float64), dim=0)) if n is not None else 0.0
