@@ -69,6 +69,20 @@ def linear_only(layers):
     return [wl for wl in layers if isinstance(wl.module, torch.nn.Linear)]
 
 
+# leaf names of the attention output projections in the built-in spaces (GPT-2 / FlexiBERT /
+# Transformer-XL / AutoFormer) and the common Hugging Face / fairseq spellings
+ATTN_OUTPUT_PROJECTIONS = ("out", "c_proj", "o_net", "proj", "out_proj", "o_proj")
+
+
+def attention_input_layers(ctx):
+    """The ``nn.Linear`` layers inside the attention operations except their output projection:
+    q/k/v (or a fused qkv), WMA's ``weight``, the linear transform's ``input``, the span-conv
+    kernel generator and value. This is the layer set of LPZero's/training-free-nas's BERT code,
+    which walked ``layer.operation.operation`` (the attention output dense lives outside it)."""
+    return [wl for wl in linear_only(ctx.weight_layers(roles=("attn",)))
+            if wl.name.rsplit(".", 1)[-1] not in ATTN_OUTPUT_PROJECTIONS]
+
+
 def sum_over_weight_grads(ctx, layers, per_layer) -> float:
     """``sum_l per_layer(W_l, dL/dW_l)`` over ``layers`` that received a gradient, accumulated
     as Python floats layer by layer: the shared shape of the gradient-saliency proxies

@@ -12,6 +12,14 @@ over the FFN activations (``ffn_act`` taps; upstream hooked ELECTRA's
 ``intermediate_act_fn``). As in the notebook the kernel is built over the tokens of
 the first example of the minibatch (option ``example``) and summed, not
 log-determined. A model without ``ffn_act`` taps is n/a.
+
+Option ``layers="weight_layers"`` is what LPZero's GPT-2 code hooked instead
+(``compute_act_dist``, GPT-2 branch of pprp/LPZero ``measures/activation_distance.py``,
+behind LPZero Table 4): the outputs of **every** weight layer except the output head —
+on GPT-2 the fused q/k/v, the attention output projection, the FFN's first layer
+(before its nonlinearity; ``GELU(x) > 0`` iff ``x > 0``, so the codes are the same) and
+second layer. It reads the engine's ``layer_outputs`` (which also runs a backward: the
+engine has no forward-only capture of every layer's output).
 """
 from __future__ import annotations
 
@@ -19,7 +27,7 @@ import torch
 
 from zcbench.engine import Proxy
 from zcbench.registry import register_proxy
-from zcbench.proxies._common import taps_or_na
+from zcbench.proxies._common import layers_or_na, taps_or_na
 
 
 @register_proxy("activation_distance")
@@ -27,12 +35,25 @@ class ActivationDistance(Proxy):
     needs = frozenset({"forward"})
     taps = frozenset({"ffn_act"})
     citation = "Serianni & Kalita, ACL 2023; Mellor et al., ICML 2021"
-    defaults = {"example": 0}
+    defaults = {"example": 0, "layers": "ffn_act"}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if self.options["layers"] not in ("ffn_act", "weight_layers"):
+            raise ValueError(f"activation_distance: layers must be 'ffn_act' or 'weight_layers', "
+                             f"got {self.options['layers']!r}")
+        if self.options["layers"] == "weight_layers":
+            self.needs, self.taps = frozenset({"layer_outputs"}), frozenset()
 
     def score(self, ctx) -> float:
+        if self.options["layers"] == "weight_layers":
+            outs = [ctx.layer_outputs[wl.name][0] for wl in layers_or_na(ctx, "weight layers")
+                    if ctx.layer_outputs.get(wl.name, (None, None))[0] is not None]
+        else:
+            outs = [rec.activation for rec in taps_or_na(ctx, "ffn_act")]
         total = 0.0
-        for rec in taps_or_na(ctx, "ffn_act"):
-            a = rec.activation[self.options["example"]]
+        for out in outs:
+            a = out[self.options["example"]]
             x = (a > 0).reshape(a.shape[0], -1).to(torch.float64)
             # sum_ij K_ij = ||sum_i x_i||^2 + ||sum_i (1 - x_i)||^2  (same number, O(T F) instead of O(T^2 F))
             s = x.sum(0)

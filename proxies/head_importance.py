@@ -13,21 +13,24 @@ A head_out tap that received no gradient contributes 0; a model without head_out
 is n/a. Higher = more important heads = predicted better.
 
 Variant ``variant="weights"`` reproduces the training-free-nas / LPZero notebook code
-instead, which did not use head gates: ``sum |W * dL/dW|`` over the ``nn.Linear``
-layers of the attention operations (their extra ``out_features >= 128`` filter, which
-skipped FlexiBERT's small kernel generators, is not reproduced).
+instead (``BERT_metrics.ipynb``, LPZero ``attention_head_importance.py``), which did not
+use head gates: ``sum |W * dL/dW|`` over the ``nn.Linear`` layers inside the attention
+operations except their output projection (q/k/v, WMA weight, LT input, span-conv value;
+upstream walked ``layer.operation.operation``), keeping only layers with
+``out_features >= min_out_features`` (default 128, upstream's constant, which drops
+FlexiBERT's small span-conv kernel generators).
 """
 from __future__ import annotations
 
 from zcbench.engine import NotApplicable, Proxy
 from zcbench.registry import register_proxy
-from zcbench.proxies._common import d, layers_or_na, linear_only
+from zcbench.proxies._common import attention_input_layers, d
 
 
 @register_proxy("head_importance")
 class HeadImportance(Proxy):
     citation = "Michel et al., NeurIPS 2019; Serianni & Kalita, ACL 2023"
-    defaults = {"objective": None, "variant": "mask"}
+    defaults = {"objective": None, "variant": "mask", "min_out_features": 128}
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -39,7 +42,11 @@ class HeadImportance(Proxy):
     def score(self, ctx) -> float:
         if self.options["variant"] == "weights":
             total = 0.0
-            for wl in linear_only(layers_or_na(ctx, "attention weight layers", roles=("attn",))):
+            k = self.options["min_out_features"]
+            layers = [wl for wl in attention_input_layers(ctx) if wl.module.out_features >= k]
+            if not layers:
+                raise NotApplicable(f"the model has no attention input projection with >= {k} outputs")
+            for wl in layers:
                 g = ctx.grad(wl.weight)
                 if g is not None:
                     total += float((d(wl.weight) * d(g)).abs().sum())

@@ -43,8 +43,21 @@ attention operation); a block without FFN activations contributes 0 for the A te
 blocks without an attention operation are skipped; a model with none is n/a.
 
 Deviations: one forward in eval mode (upstream: separate forwards in train mode,
-dropout 0.1). The GPT-2 runs in pprp/LPZero used other genotypes at different commits
-(e.g. ``['weight', 'grad']``); the published expression above is implemented.
+dropout 0.1).
+
+Option ``genotype="gpt2"``: the expression that produced LPZero Table 4's GPT-2 row is a
+different tree. ``lpzero/predictor/measures/lpzero.py`` (pprp/LPZero 48877572) hard-codes
+``input_geno=['weight', 'grad'], op_geno=[[3, 10], [11, 3], 0]`` —
+``(element_wise_pow|l1_norm) (softmax|element_wise_pow) BINARY:(element_wise_sum)`` — over
+every weight layer but the head::
+
+    lpzero_gpt2 = mean_l [ mean(W_l^2) + mean( softmax(G_l over the fan-in)^2 ) ]
+
+(``l1_norm`` is sum|A| / numel; the softmax runs over dim 0 of HF ``Conv1D``'s (in, out)
+weight, i.e. the fan-in; G = dL/dW of the LM loss). Its Spearman rho with -perplexity is
+*negative* (-0.98 on the 200 LTS networks, also in the authors' stored score file
+``saved_logs/random_GPT2_wt103/lpzero_scores_seed_1111.yaml``); the paper prints its
+magnitude. See docs/reproduction.md.
 """
 from __future__ import annotations
 
@@ -53,7 +66,7 @@ import torch.nn.functional as F
 
 from zcbench.engine import NotApplicable, Proxy
 from zcbench.registry import register_proxy
-from zcbench.proxies._common import sum_sq
+from zcbench.proxies._common import d, layers_or_na, sum_sq
 
 
 @register_proxy("lpzero")
@@ -61,16 +74,22 @@ class LPZero(Proxy):
     needs = frozenset({"forward", "attn_query"})
     taps = frozenset({"ffn_act"})
     citation = "Dong et al., LPZero: Language Model Zero-cost Proxy Search from Zero, EMNLP Findings 2024"
-    defaults = {"softmax_over": "scalar", "reduce": "mean"}
+    defaults = {"softmax_over": "scalar", "reduce": "mean", "genotype": "bert"}
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        if self.options["genotype"] not in ("bert", "gpt2"):
+            raise ValueError(f"lpzero: genotype must be 'bert' or 'gpt2', got {self.options['genotype']!r}")
+        if self.options["genotype"] == "gpt2":
+            self.needs, self.taps = frozenset({"backward"}), frozenset()
         if self.options["softmax_over"] not in ("scalar", "layers"):
             raise ValueError("lpzero: softmax_over must be 'scalar' or 'layers'")
         if self.options["reduce"] not in ("mean", "sum"):
             raise ValueError("lpzero: reduce must be 'mean' or 'sum'")
 
     def score(self, ctx) -> float:
+        if self.options["genotype"] == "gpt2":
+            return self._gpt2(ctx)
         if not ctx.query:
             raise NotApplicable("the model has no attention operation with a query projection")
         h_terms, blocks = [], []
@@ -95,3 +114,16 @@ class LPZero(Proxy):
         per_layer = [h + a for h, a in zip(h_terms, a_terms)]
         total = sum(per_layer)
         return total / len(per_layer) if self.options["reduce"] == "mean" else total
+
+    def _gpt2(self, ctx) -> float:
+        terms = []
+        for wl in layers_or_na(ctx, "weight layers"):
+            g = ctx.grad(wl.weight)
+            if g is None:
+                continue
+            w = wl.weight.detach().reshape(wl.weight.shape[0], -1)
+            p = F.softmax(d(g).reshape(w.shape), dim=1)  # over the fan-in (Conv1D's dim 0 upstream)
+            terms.append(sum_sq(w) / w.numel() + float(p.pow(2).mean()))
+        if not terms:
+            raise NotApplicable("no weight layer received a gradient")
+        return sum(terms) / len(terms)

@@ -214,11 +214,18 @@ def test_confidences_hand_cases():
 def test_head_importance_hand_case_and_variant():
     ctx = fake_ctx(head_mask_grads=[(0, torch.tensor([[1.0, -2.0], [3.0, 0.0]])), (1, torch.tensor([[0.5], [-0.5]]))])
     assert score("head_importance", ctx) == pytest.approx(2.0 + 1.0 + 0.5)
-    res = run(TinySpace(), tiny_arch(), ["head_importance"], head_importance={"variant": "weights"})
-    _, _, layers, grads = _tiny_reference(tiny_arch())
-    attn = [(m, g) for m, g in zip(layers, grads) if m.in_features == 16 and m.out_features == 16]
+    res = run(TinySpace(), tiny_arch(), ["head_importance"],
+              head_importance={"variant": "weights", "min_out_features": 0})
+    model, _, layers, grads = _tiny_reference(tiny_arch())
+    # upstream's layer set: the attention operation's q/k/v, not its output projection
+    qkv = {id(getattr(b.attn, n)) for b in model.blocks for n in ("query", "key", "value")}
+    attn = [(m, g) for m, g in zip(layers, grads) if id(m) in qkv]
+    assert len(attn) == 3 * len(model.blocks)
     expected = sum(float((m.weight.detach() * g).abs().sum()) for m, g in attn)
     assert res["head_importance"].value == pytest.approx(expected, rel=1e-5)
+    # upstream's out_features >= 128 filter leaves nothing of the 16-wide tiny model: n/a, not 0
+    res = run(TinySpace(), tiny_arch(), ["head_importance"], head_importance={"variant": "weights"})
+    assert res["head_importance"].status == "n/a"
 
 
 # ---- ZiCo, MeCo, EZNAS ---------------------------------------------------------------------
@@ -275,6 +282,70 @@ def test_eznas_hand_cases():
     only_rect = nn.Sequential(nn.Linear(2, 3, bias=False))
     with pytest.raises(zcbench.engine.NotApplicable):
         score("eznas", fake_ctx(model=only_rect, weight_grads={}))
+
+
+def test_eznas_lpzero_variant_hand_case():
+    """LPZero's BERT program: sum over the attention input projections of
+    sigmoid(log|det(S S^T)|), S = sign(G); the output projection and the FFN do not count."""
+    from zcbench.introspect import tag
+
+    class Attn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.query = nn.Linear(3, 2, bias=False)  # non-square: counted through S S^T
+            self.value = nn.Linear(3, 2, bias=False)
+            self.out = nn.Linear(2, 2, bias=False)  # output projection: skipped
+
+    model = nn.Sequential(tag(Attn(), "attn"), nn.Linear(2, 2, bias=False))
+    names = {id(p): n for n, p in model.named_parameters()}
+    grads = {"0.query.weight": torch.tensor([[1.0, -1.0, 1.0], [1.0, 1.0, -1.0]]),  # S S^T = [[3,-1],[-1,3]], det 8
+             "0.value.weight": torch.tensor([[1.0, 2.0, 3.0], [2.0, 2.0, 2.0]]),  # equal sign rows: det 0
+             "0.out.weight": torch.tensor([[1.0, -1.0], [1.0, 1.0]]),
+             "1.weight": torch.tensor([[1.0, -1.0], [1.0, 1.0]])}
+    ctx = fake_ctx(model=model, _param_names=names, weight_grads=grads)
+    assert score("eznas", ctx, variant="lpzero") == pytest.approx(8.0 / 9.0 + 0.0)  # sigmoid(log 8) = 8/9
+    # the published program sees only the two square layers, each sigmoid(log 2) = 2/3, and averages
+    assert score("eznas", ctx) == pytest.approx(2.0 / 3.0)
+    with pytest.raises(ValueError, match="published"):
+        zcbench.get_proxy("eznas", variant="nope")
+
+
+def test_eznas_lpzero_gpt2_variant_uses_the_fan_in_gram_on_every_layer():
+    model = nn.Sequential(nn.Linear(2, 3, bias=False), nn.Linear(3, 2, bias=False))
+    names = {id(p): n for n, p in model.named_parameters()}
+    # layer 0: S is 3 x 2, S^T S = [[3, 1], [1, 3]], det 8 -> 8/9; layer 1: fan-in 3 > fan-out 2, singular -> 0
+    grads = {"0.weight": torch.tensor([[1.0, 1.0], [1.0, -1.0], [1.0, 1.0]]), "1.weight": torch.ones(2, 3)}
+    ctx = fake_ctx(model=model, _param_names=names, weight_grads=grads)
+    assert score("eznas", ctx, variant="lpzero_gpt2") == pytest.approx(8.0 / 9.0)
+
+
+def test_lpzero_gpt2_genotype_matches_hand_computation():
+    arch = tiny_arch()
+    res = run(TinySpace(), arch, ["lpzero"], lpzero={"genotype": "gpt2"})
+    _, _, layers, grads = _tiny_reference(arch)
+    terms = [float(m.weight.detach().double().pow(2).mean())
+             + float(torch.softmax(g.double(), dim=1).pow(2).mean()) for m, g in zip(layers, grads)]
+    assert res["lpzero"].status == "ok"
+    assert res["lpzero"].value == pytest.approx(sum(terms) / len(terms), rel=1e-6)
+
+
+def test_activation_distance_over_every_weight_layer_matches_hand_hooks():
+    arch = tiny_arch()
+    res = run(TinySpace(), arch, ["activation_distance"], batch_size=3, seq_len=8,
+              activation_distance={"layers": "weight_layers"})
+    model = fresh_tiny(arch)
+    batch = TinySpace().make_batch(3, 8, 0)
+    outs = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: outs.append(o.detach()))
+             for m in model.modules() if isinstance(m, nn.Linear) and m is not model.head]
+    model(batch.inputs)
+    for h in hooks:
+        h.remove()
+    expected = 0.0
+    for o in outs:
+        x = (o[0] > 0).double()
+        expected += float((x @ x.T + (1 - x) @ (1 - x).T).sum())
+    assert res["activation_distance"].value == pytest.approx(expected, rel=1e-12)
 
 
 # ---- LPZero ---------------------------------------------------------------------------------
