@@ -36,6 +36,7 @@ class ActivationDistance(Proxy):
     taps = frozenset({"ffn_act"})
     citation = "Serianni & Kalita, ACL 2023; Mellor et al., ICML 2021"
     defaults = {"example": 0, "layers": "ffn_act"}
+    added_options = frozenset({"layers"})  # at its default, runs stored before it existed stay valid
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

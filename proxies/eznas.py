@@ -52,6 +52,7 @@ class EZNAS(Proxy):
     needs = frozenset({"backward"})
     citation = "Akhauri et al., EZNAS, NeurIPS 2022"
     defaults = {"objective": None, "include_output": False, "variant": "published"}
+    added_options = frozenset({"variant"})  # at its default, runs stored before it existed stay valid
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -31,6 +31,7 @@ from zcbench.proxies._common import attention_input_layers, d
 class HeadImportance(Proxy):
     citation = "Michel et al., NeurIPS 2019; Serianni & Kalita, ACL 2023"
     defaults = {"objective": None, "variant": "mask", "min_out_features": 128}
+    added_options = frozenset({"min_out_features"})  # at its default, runs stored before it existed stay valid
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

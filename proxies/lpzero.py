@@ -75,6 +75,7 @@ class LPZero(Proxy):
     taps = frozenset({"ffn_act"})
     citation = "Dong et al., LPZero: Language Model Zero-cost Proxy Search from Zero, EMNLP Findings 2024"
     defaults = {"softmax_over": "scalar", "reduce": "mean", "genotype": "bert"}
+    added_options = frozenset({"genotype"})  # at its default, runs stored before it existed stay valid
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

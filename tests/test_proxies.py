@@ -431,3 +431,21 @@ def test_sum_sq_matches_float64_sum_of_squares():
     exact = float(x.double().pow(2).sum())
     assert sum_sq(x) == pytest.approx(exact, rel=1e-6)
     assert sum_sq(x[0, 0]) == pytest.approx(float(x[0, 0].double().pow(2).sum()), rel=1e-6)  # 1-D
+
+
+def test_options_added_later_keep_stored_runs_valid():
+    """Options added after the reproduction runs (eznas variant, head_importance min_out_features,
+    activation_distance layers, lpzero genotype) must not change the identity of a default run:
+    the stored score files of the default computation stay the ones a rerun resumes."""
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    for name, opt, other in [("eznas", "variant", "lpzero"), ("head_importance", "min_out_features", 0),
+                             ("activation_distance", "layers", "weight_layers"), ("lpzero", "genotype", "gpt2")]:
+        metas = sorted((repo / "results" / "scores").glob(f"*/{name}/seed0-*.meta.json"))
+        assert metas, name
+        stored = [json.loads(m.read_text())["data"].get("proxy_options") for m in metas]
+        default = zcbench.get_proxy(name)
+        assert opt not in default.identity_options and default.identity_options in stored, name
+        assert zcbench.get_proxy(name, **{opt: other}).identity_options[opt] == other  # a choice is recorded

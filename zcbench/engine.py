@@ -138,7 +138,10 @@ class Proxy:
     * ``taps`` — tap kinds whose activations the forward must record;
     * ``tap_grads`` — tap kinds whose gradients the backward must record;
     * ``defaults`` — option names and default values; ``__init__`` rejects
-      unknown options and stores the merged dict in ``self.options``.
+      unknown options and stores the merged dict in ``self.options``;
+    * ``added_options`` — options added after scores were stored: at their default
+      value they are left out of ``identity_options`` (the run identity), so stored
+      runs of the unchanged default computation stay valid and resumable.
     """
 
     name: str = ""
@@ -148,6 +151,7 @@ class Proxy:
     tap_grads: frozenset = frozenset()
     citation: str = ""
     defaults: dict = {}
+    added_options: frozenset = frozenset()
 
     def __init__(self, **kwargs):
         unknown = set(kwargs) - set(self.defaults)
@@ -155,6 +159,12 @@ class Proxy:
             raise ValueError(f"proxy {self.name}: unknown option(s) {sorted(unknown)}; "
                              f"valid: {', '.join(sorted(self.defaults)) or 'none'}")
         self.options = {**self.defaults, **kwargs}
+
+    @property
+    def identity_options(self) -> dict:
+        """The options that identify a run: all of them, except ``added_options`` left at their default."""
+        return {k: v for k, v in self.options.items()
+                if not (k in self.added_options and v == self.defaults.get(k))}
 
     @property
     def objective(self) -> str | None:

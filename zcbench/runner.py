@@ -116,8 +116,9 @@ def data_config(rc: RunConfig, space, proxy, batch_info: dict | None) -> dict:
         cfg["device"] = torch.device(rc.device).type
     if not set(proxy.needs) <= DATA_FREE_NEEDS:
         cfg.update(batch_size=rc.batch_size, seq_len=rc.seq_len, batch=batch_info or {})
-    if getattr(proxy, "options", None):
-        cfg["proxy_options"] = proxy.options
+    opts = proxy.identity_options if hasattr(proxy, "identity_options") else getattr(proxy, "options", None)
+    if opts:
+        cfg["proxy_options"] = opts
     return cfg
 
 
