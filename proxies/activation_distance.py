@@ -48,8 +48,8 @@ class ActivationDistance(Proxy):
 
     def score(self, ctx) -> float:
         if self.options["layers"] == "weight_layers":
-            outs = [ctx.layer_outputs[wl.name][0] for wl in layers_or_na(ctx, "weight layers")
-                    if ctx.layer_outputs.get(wl.name, (None, None))[0] is not None]
+            outs = [o for o in (ctx.layer_outputs.get(wl.name, (None, None))[0]
+                                for wl in layers_or_na(ctx, "weight layers")) if o is not None]
         else:
             outs = [rec.activation for rec in taps_or_na(ctx, "ffn_act")]
         total = 0.0
