@@ -20,7 +20,7 @@ import pytest
 from zcbench import fetch as zf
 from zcbench.data import DataError, read_lts_table, read_nasbench_bert
 
-TABLES = ["gpt2", "transxl", "transxl_homogeneous", "flexibert", "text"]
+TABLES = ["gpt2", "gpt2_lm1b", "transxl", "transxl_homogeneous", "flexibert", "text"]
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
