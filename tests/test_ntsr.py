@@ -21,7 +21,106 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # ---- sept -----------------------------------------------------------------------
-def test_sept_finite_for_huge_widths_depths_and_lengths():
+def _log_geom_exact(d: int, T: int) -> float:
+    """log((d^(T+1) - 1) / (d - 1)) from exact Python integers (d >= 2), no floats until the end."""
+    num = d ** (T + 1) - 1  # exact integer (1024^193 has 1935 bits)
+    q, r = divmod(num, d - 1)
+    assert r == 0
+    return math.log(q) if q.bit_length() < 1000 else (
+        math.log(q >> (q.bit_length() - 64)) + (q.bit_length() - 64) * math.log(2))
+
+
+def test_sept_eq16_hand_computed_small():
+    from zcbench.proxies.sept import log_geometric_sum, sept_eq16
+
+    # one block, d=2, T=3: log(2) + log(1 + 2 + 4 + 8) = log 2 + log 15
+    assert sept_eq16([2], 3) == pytest.approx(math.log(2) + math.log(15), rel=1e-15)
+    # two blocks d=2 and d=3, T=2: log(2+3) + log((1+2+4) + (1+3+9)) = log 5 + log 20
+    assert sept_eq16([2, 3], 2) == pytest.approx(math.log(5) + math.log(20), rel=1e-15)
+    # d = 1: the limit (T+1); three such blocks, T=192: log 3 + log(3 * 193)
+    assert log_geometric_sum(1, 192) == pytest.approx(math.log(193), rel=1e-15)
+    assert sept_eq16([1, 1, 1], 192) == pytest.approx(math.log(3) + math.log(3 * 193), rel=1e-15)
+    # 0 < d < 1 follows the same closed form
+    assert log_geometric_sum(0.5, 3) == pytest.approx(math.log(1 + 0.5 + 0.25 + 0.125), rel=1e-15)
+    with pytest.raises(ValueError, match="d > 0"):
+        log_geometric_sum(0, 3)
+
+
+@pytest.mark.parametrize("d,T,L", [(2, 192, 1), (2, 192, 7), (1024, 192, 1), (1024, 192, 16), (128, 192, 2),
+                                   (64, 2048, 3)])
+def test_sept_eq16_large_d_and_T_against_exact_integers(d, T, L):
+    """G = sum_{k<=T} d^k overflows float64 (1024^193 ~ 1e581); the log-space value matches exact integers."""
+    from zcbench.proxies.sept import log_geometric_sum, sept_eq16
+
+    g = _log_geom_exact(d, T)
+    assert log_geometric_sum(d, T) == pytest.approx(g, rel=1e-14)
+    want = math.log(L * d) + math.log(L) + g  # identical blocks: log(L d) + log(L G)
+    assert sept_eq16([d] * L, T) == pytest.approx(want, rel=1e-14)
+    # by hand for the realistic case: (T+1) log d dominates, the rest is -log(d-1) + O(d^-(T+1))
+    assert log_geometric_sum(d, T) == pytest.approx((T + 1) * math.log(d) - math.log(d - 1), rel=1e-14)
+
+
+def test_sept_eq16_mixed_widths_against_exact_integers():
+    from zcbench.proxies.sept import sept_eq16
+
+    ds, T = [128, 512, 1024, 64], 192
+    total = sum((d ** (T + 1) - 1) // (d - 1) for d in ds)  # exact integer sum of the geometric series
+    log_total = math.log(total >> (total.bit_length() - 64)) + (total.bit_length() - 64) * math.log(2)
+    assert sept_eq16(ds, T) == pytest.approx(math.log(sum(ds)) + log_total, rel=1e-14)
+
+
+def test_sept_default_is_eq16_and_rank_recursion_keeps_the_stored_v1_key(tmp_path, data_dir):
+    """variant=rank_recursion reproduces the stored v1 scores under the stored key; the default gets v2."""
+    import shutil
+
+    from zcbench.proxies.sept import block_widths, sept_bound, sept_eq16
+    from zcbench.runner import RunConfig, run
+
+    g = create_space("gpt2", data_dir=data_dir)
+    arch = g.by_id("config_0_j0")
+    s = g.summary(arch)
+    assert get_proxy("sept").version == "2" and get_proxy("sept", variant="rank_recursion").version == "1"
+    assert score_arch(g, arch, [get_proxy("sept")])["sept"].value == pytest.approx(
+        sept_eq16(block_widths(s), s["seq_len"]), rel=1e-15)
+    with pytest.raises(ValueError, match="valid: eq16, rank_recursion"):
+        get_proxy("sept", variant="eq17")
+    stored = REPO / "results" / "scores" / "gpt2" / "sept"
+    key = "seed0-2cd2f90362-v1"
+    if not (stored / f"{key}.jsonl").exists():
+        pytest.skip("official sept v1 scores not in this checkout")
+    dest = tmp_path / "scores" / "gpt2" / "sept"
+    dest.mkdir(parents=True)
+    for f in stored.glob(f"{key}.*"):
+        shutil.copy(f, dest / f.name)
+    old = {r["arch_id"]: r["score"] for r in map(json.loads, (dest / f"{key}.jsonl").read_text().splitlines())}
+    common = dict(space="gpt2", seed=0, results_dir=str(tmp_path), data_dir=str(data_dir), bootstrap=0,
+                  progress=False)
+    out = run(RunConfig(proxies=["sept"], proxy_options={"sept": {"variant": "rank_recursion"}}, **common))
+    assert out["sept"]["run_key"] == key and len(old) == 200
+    assert (dest / f"{key}.jsonl").read_text().count("\n") == 200  # nothing rescored: resumed
+    for a in g.stored()[:20]:
+        sa = g.summary(a)
+        assert old[a.id] == pytest.approx(sept_bound(sa["n_layer"], sa["d_model"], sa["seq_len"]), rel=1e-12)
+    new = run(RunConfig(proxies=["sept"], **common))
+    assert new["sept"]["run_key"].endswith("-v2") and new["sept"]["run_key"] != key
+
+
+def test_sept_eq16_reproduces_the_independent_gpt2_check(data_dir):
+    """Eq. 16 on the 200 LTS GPT-2 networks (T=192, d_z^l = d_model): rho 0.957 / tau 0.859 vs valid ppl
+    (the check quoted in issue #16); the earlier rank-recursion bound: 0.787 / 0.620."""
+    from scipy.stats import kendalltau, spearmanr
+
+    g = create_space("gpt2", data_dir=data_dir)
+    archs = g.stored()
+    ppl = [g.truth(a) for a in archs]
+    for variant, rho, tau in (("eq16", 0.957, 0.859), ("rank_recursion", 0.787, 0.620)):
+        p = get_proxy("sept", variant=variant)
+        s = [score_arch(g, a, [p])["sept"].value for a in archs]
+        assert -spearmanr(s, ppl)[0] == pytest.approx(rho, abs=5e-4)
+        assert -kendalltau(s, ppl)[0] == pytest.approx(tau, abs=5e-4)
+
+
+def test_sept_rank_recursion_finite_for_huge_widths_depths_and_lengths():
     from zcbench.proxies.sept import log_rank_recursion, sept_bound
 
     for L, d, n in [(10_000, 1_000_000, 10**6), (5000, 64, 10**9), (3, 10**6, 2), (200, 1, 192)]:
@@ -32,42 +131,37 @@ def test_sept_finite_for_huge_widths_depths_and_lengths():
     assert math.isfinite(sept_bound(2000, 512, 192))
 
 
-def test_sept_monotone_and_levine_regimes():
+def test_sept_rank_recursion_exact_values_and_levine_regimes():
     from zcbench.proxies.sept import log_binom_plus, sept_bound
 
     for d in (64, 128, 512):
         vals = [sept_bound(L, d, 192) for L in range(1, 40)]
         assert all(b > a for a, b in zip(vals, vals[1:]))  # strictly increasing in depth
-    for L in (1, 4, 16):
-        vals = [sept_bound(L, d, 192) for d in (8, 64, 128, 256, 512, 4096)]
-        assert all(b >= a for a, b in zip(vals, vals[1:]))  # non-decreasing in width
-        vals = [sept_bound(L, 256, n) for n in (2, 16, 192, 4096)]
-        assert all(b >= a for a, b in zip(vals, vals[1:]))  # non-decreasing in length
-    # rank recursion exactly: L_1 = log(N + 1), L_2 = log(N (N+1)^3 + (N+1))
-    assert sept_bound(1, 10**6, 192) == pytest.approx(math.log(193))
-    assert sept_bound(2, 10**6, 192) == pytest.approx(math.log(192 * 193**3 + 193))
-    # width cap = log C(3^L + d, d) (exact binomial for small numbers)
-    assert log_binom_plus(math.log(9), 4) == pytest.approx(math.log(math.comb(13, 4)))
+    # rank recursion exactly (hand-computed integers): L_1 = log(N + 1), L_2 = log(N (N+1)^3 + (N+1))
+    assert sept_bound(1, 10**6, 192) == pytest.approx(math.log(193), rel=1e-14)
+    assert sept_bound(2, 10**6, 192) == pytest.approx(math.log(192 * 193**3 + 193), rel=1e-14)
+    # with a linear mixer (e=1) in between: L_2 = log(N (N+1) + (N+1)) = log((N+1)^2)
+    assert sept_bound(2, 10**6, 192, exponents=[3, 1]) == pytest.approx(2 * math.log(193), rel=1e-14)
+    # width cap = log C(3^L + d, d) (exact binomials)
+    assert log_binom_plus(math.log(9), 4) == pytest.approx(math.log(math.comb(13, 4)), rel=1e-14)
     assert sept_bound(30, 4, 192) == pytest.approx(math.log(math.comb(3**30 + 4, 4)), rel=1e-12)
     # Levine et al.'s deep regime: ~ d L log 3 once 3^L >> d
     d, L = 64, 200
     assert sept_bound(L, d, 192) / (d * L * math.log(3)) == pytest.approx(1.0, abs=0.05)
 
 
-def test_sept_on_spaces_uses_depth_width_and_linear_mixers(data_dir):
-    g = create_space("gpt2", data_dir=data_dir)
-    recs = score_arch(g, g.by_id("config_0_j0"), [get_proxy("sept")])
-    s = g.summary(g.by_id("config_0_j0"))
-    from zcbench.proxies.sept import sept_bound
-
-    assert recs["sept"].value == pytest.approx(sept_bound(s["n_layer"], s["d_model"], s["seq_len"]))
+def test_sept_rank_recursion_on_flexibert_counts_linear_mixers(data_dir):
     f = create_space("flexibert", data_dir=data_dir)
     lt = next(a for a in f.stored() if all(x["operation_type"] == "LT" for x in a.genes["encoder_layers"]))
     sa = next(a for a in f.stored() if all(x["operation_type"] == "SA" for x in a.genes["encoder_layers"])
               and len(a.genes["encoder_layers"]) == len(lt.genes["encoder_layers"])
               and a.genes["hidden_size"] == lt.genes["hidden_size"])
-    v_lt, v_sa = (score_arch(f, a, [get_proxy("sept")])["sept"].value for a in (lt, sa))
+    rr = get_proxy("sept", variant="rank_recursion")
+    v_lt, v_sa = (score_arch(f, a, [rr])["sept"].value for a in (lt, sa))
     assert v_lt < v_sa  # fixed linear transforms do not raise the polynomial degree
+    # Eq. 16 sees only widths, depth and T: the two networks get the same value
+    e_lt, e_sa = (score_arch(f, a, [get_proxy("sept")])["sept"].value for a in (lt, sa))
+    assert e_lt == e_sa
 
 
 # ---- ntkt -----------------------------------------------------------------------
