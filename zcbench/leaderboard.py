@@ -34,7 +34,7 @@ import pandas as pd
 
 import zcbench
 from zcbench import report as rp
-from zcbench.store import _safe
+from zcbench.store import safe_name
 
 MARKER = ".zcbench-site"
 E = html.escape
@@ -112,11 +112,11 @@ def _td(text: str, value=None, left: bool = False, cls: str = "", raw_html: bool
 
 
 def proxy_page_name(proxy: str) -> str:
-    return f"{_safe(proxy)}.html"
+    return f"{safe_name(proxy)}.html"
 
 
 def space_page_name(space: str) -> str:
-    return f"{_safe(space)}.html"
+    return f"{safe_name(space)}.html"
 
 
 def leaderboard_table(rows: pd.DataFrame, baseline: str, depth: int, table_id: str) -> str:
@@ -143,21 +143,21 @@ def leaderboard_table(rows: pd.DataFrame, baseline: str, depth: int, table_id: s
         tip = (f"seeds {x['seeds']}; run keys {x['run_keys']}; proxy version {x['proxy_version']}; "
                f"zcbench {x['zcbench_versions']}")
         nonfinite = int(x["n_nan"] + x["n_inf"])
-        d = rp._diff(x["d_rho"], x["d_rho_ci_lo"], x["d_rho_ci_hi"])
+        d = rp.fmt_diff(x["d_rho"], x["d_rho_ci_lo"], x["d_rho_ci_hi"])
         link = f'<a href="{up}proxies/{proxy_page_name(x["proxy_name"])}">{E(x["proxy"])}</a>'
         if x["is_baseline"]:
             link += ' <span class="muted">(baseline)</span>'
         cells = [
             _td("—" if not math.isfinite(x["rank"]) else str(int(x["rank"])), x["rank"]),
             _td(link, left=True, cls="proxy", raw_html=True, sval=str(x["proxy"])),
-            _td(rp._pm(x["rho"], x["rho_std"], constant=bool(x["constant"])), x["rho"]),
-            _td(rp._ci(x["rho_ci_lo"], x["rho_ci_hi"]), x["rho_ci_lo"]),
-            _td(rp._pm(x["tau"], x["tau_std"], constant=bool(x["constant"])), x["tau"]),
-            _td(rp._ci(x["tau_ci_lo"], x["tau_ci_hi"]), x["tau_ci_lo"]),
-            _td(rp._f(x["top10"], 2), x["top10"]),
+            _td(rp.fmt_pm(x["rho"], x["rho_std"], constant=bool(x["constant"])), x["rho"]),
+            _td(rp.fmt_ci(x["rho_ci_lo"], x["rho_ci_hi"]), x["rho_ci_lo"]),
+            _td(rp.fmt_pm(x["tau"], x["tau_std"], constant=bool(x["constant"])), x["tau"]),
+            _td(rp.fmt_ci(x["tau_ci_lo"], x["tau_ci_hi"]), x["tau_ci_lo"]),
+            _td(rp.fmt_float(x["top10"], 2), x["top10"]),
             _td(d, x["d_rho"]),
-            _td(rp._p(x["p_vs_base"]), x["p_vs_base"]),
-            _td(rp._sec(x["sec_per_arch"]), x["sec_per_arch"]),
+            _td(rp.fmt_p(x["p_vs_base"]), x["p_vs_base"]),
+            _td(rp.fmt_sec(x["sec_per_arch"]), x["sec_per_arch"]),
             _td("—" if not math.isfinite(x["n_archs"]) else str(int(x["n_archs"])), x["n_archs"]),
             _td(str(x["n_seeds"]), x["n_seeds"]),
             _td(f"{nonfinite}/{int(x['n_records'])}", nonfinite),
@@ -197,12 +197,12 @@ def index_page(data: rp.ReportData, title: str) -> str:
         rows = tab[tab["space"] == sp]
         info = data.spaces.get(sp)
         desc = f" — {E(info.description)}" if info and info.description else ""
-        parts.append(f'<section class="space" id="space-{E(_safe(sp))}">'
+        parts.append(f'<section class="space" id="space-{E(safe_name(sp))}">'
                      f'<h2><a href="spaces/{space_page_name(sp)}">{E(sp)}</a></h2>'
                      f'<p class="muted">{E(_space_caption(data, sp, rows))}{desc}</p>')
-        parts.append(leaderboard_table(rows, data.baseline, 0, f"table-{_safe(sp)}"))
-        if (Path("figures") / _safe(sp) / "bar_rho.png").as_posix() in data.provenance.get("figures", ()):
-            parts.append(_img(f"figures/{_safe(sp)}/bar_rho.png", f"rho per proxy on {sp}",
+        parts.append(leaderboard_table(rows, data.baseline, 0, f"table-{safe_name(sp)}"))
+        if (Path("figures") / safe_name(sp) / "bar_rho.png").as_posix() in data.provenance.get("figures", ()):
+            parts.append(_img(f"figures/{safe_name(sp)}/bar_rho.png", f"rho per proxy on {sp}",
                               f"{sp}: Spearman ρ per proxy with 95% CI; dashed line: {data.baseline}."))
         parts.append("</section>")
     if data.notes:
@@ -256,15 +256,15 @@ def proxy_page(data: rp.ReportData, proxy_name: str, figures: set) -> str:
     for _, x in tab.iterrows():
         of = int((data.table["space"] == x["space"]).sum())
         rank = "—" if not math.isfinite(x["rank"]) else f"{int(x['rank'])} of {of}"
-        d = rp._diff(x["d_rho"], x["d_rho_ci_lo"], x["d_rho_ci_hi"])
+        d = rp.fmt_diff(x["d_rho"], x["d_rho_ci_lo"], x["d_rho_ci_hi"])
         cells = [
             f'<td class="l" data-value="{E(x["space"])}"><a href="../spaces/{space_page_name(x["space"])}">'
             f'{E(x["space"])}</a>{" <code>" + E(x["proxy"]) + "</code>" if x["proxy"] != proxy_name else ""}</td>',
-            _td(rank, x["rank"]), _td(rp._pm(x["rho"], x["rho_std"]), x["rho"]),
-            _td(rp._ci(x["rho_ci_lo"], x["rho_ci_hi"]), x["rho_ci_lo"]), _td(rp._pm(x["tau"], x["tau_std"]), x["tau"]),
-            _td(rp._ci(x["tau_ci_lo"], x["tau_ci_hi"]), x["tau_ci_lo"]), _td(rp._f(x["top10"], 2), x["top10"]),
-            _td(rp._f(x["top20"], 2), x["top20"]), _td(rp._f(x["top50"], 2), x["top50"]), _td(d, x["d_rho"]),
-            _td(rp._p(x["p_vs_base"]), x["p_vs_base"]), _td(rp._sec(x["sec_per_arch"]), x["sec_per_arch"]),
+            _td(rank, x["rank"]), _td(rp.fmt_pm(x["rho"], x["rho_std"]), x["rho"]),
+            _td(rp.fmt_ci(x["rho_ci_lo"], x["rho_ci_hi"]), x["rho_ci_lo"]), _td(rp.fmt_pm(x["tau"], x["tau_std"]), x["tau"]),
+            _td(rp.fmt_ci(x["tau_ci_lo"], x["tau_ci_hi"]), x["tau_ci_lo"]), _td(rp.fmt_float(x["top10"], 2), x["top10"]),
+            _td(rp.fmt_float(x["top20"], 2), x["top20"]), _td(rp.fmt_float(x["top50"], 2), x["top50"]), _td(d, x["d_rho"]),
+            _td(rp.fmt_p(x["p_vs_base"]), x["p_vs_base"]), _td(rp.fmt_sec(x["sec_per_arch"]), x["sec_per_arch"]),
             _td("—" if not math.isfinite(x["n_archs"]) else str(int(x["n_archs"])), x["n_archs"]),
             _td(str(x["seeds"]), left=False),
         ]
@@ -273,7 +273,7 @@ def proxy_page(data: rp.ReportData, proxy_name: str, figures: set) -> str:
                  f"</thead><tbody>{''.join(body)}</tbody></table></div>")
     figs = []
     for _, x in tab.iterrows():
-        rel = f"figures/{_safe(x['space'])}/proxies/{_safe(x['proxy'])}.png"
+        rel = f"figures/{safe_name(x['space'])}/proxies/{safe_name(x['proxy'])}.png"
         if rel in figures:
             figs.append(_img(f"../{rel}", f"{x['proxy']} on {x['space']}",
                              f"{x['space']}: score vs ground truth and rank vs rank (first seed)."))
@@ -287,11 +287,11 @@ def proxy_page(data: rp.ReportData, proxy_name: str, figures: set) -> str:
         for _, s in ps.iterrows():
             rows.append("<tr>" + "".join([
                 _td(str(s["space"]), left=True), _td(str(s["seed"]), s["seed"]),
-                _td(rp._f(s.get("rho", math.nan)), s.get("rho")), _td(rp._f(s.get("tau", math.nan)), s.get("tau")),
+                _td(rp.fmt_float(s.get("rho", math.nan)), s.get("rho")), _td(rp.fmt_float(s.get("tau", math.nan)), s.get("tau")),
                 _td("—" if pd.isna(s.get("n")) else str(int(s["n"])), s.get("n")),
                 _td(str(int(s["n_nan"])), s["n_nan"]), _td(str(int(s["n_inf"])), s["n_inf"]),
                 _td(str(int(s["n_na"])), s["n_na"]), _td(str(int(s["n_error"])), s["n_error"]),
-                _td(rp._sec(s["sec_median"]), s["sec_median"]),
+                _td(rp.fmt_sec(s["sec_median"]), s["sec_median"]),
                 f'<td class="l"><code>{E(str(s["run_key"]))}</code></td>']) + "</tr>")
         head = "".join([_th("Space", "str", left=True), _th("seed", first="asc"), _th("ρ"), _th("τ"), _th("n"),
                         _th("NaN", first="asc"), _th("inf", first="asc"), _th("n/a", first="asc"),
@@ -371,13 +371,13 @@ def space_page(data: rp.ReportData, space: str, figures: set, data_dir) -> str:
         parts.append(_manifest_html(info.name, data_dir))
     parts.append("<h2>Leaderboard</h2>")
     parts.append(f'<p class="muted">{E(_space_caption(data, space, rows))}</p>')
-    parts.append(leaderboard_table(rows, data.baseline, 1, f"table-{_safe(space)}"))
+    parts.append(leaderboard_table(rows, data.baseline, 1, f"table-{safe_name(space)}"))
     figs = []
     for stem, cap in (("bar_rho", f"Spearman ρ per proxy, 95% CI; dashed: {data.baseline}"),
                       ("heatmap", "Rank correlation between proxies (and the ground truth)"),
                       ("pareto", "Cost vs ρ; red: the Pareto front"),
                       ("search", "Search curves: best ground truth found vs architectures evaluated")):
-        rel = f"figures/{_safe(space)}/{stem}.png"
+        rel = f"figures/{safe_name(space)}/{stem}.png"
         if rel in figures:
             figs.append(_img(f"../{rel}", f"{stem} for {space}", cap))
     if figs:
