@@ -233,6 +233,82 @@ def test_ntkt_equals_brute_force_per_sample_gradients(output):
     assert all(p.grad is None for p in model.parameters())  # .grad never touched
 
 
+def _brute_force_token_jacobian(model, inputs, params_filter=None):
+    """J[b, t*D + d, :] = d h_{b,t,d} / d theta (the full per-token Jacobian, Eq. 11's ingredients)."""
+    from torch.func import functional_call, jacrev
+
+    from zcbench.proxies.ntkt import last_block_output
+
+    all_params = {n: p.detach() for n, p in model.named_parameters()}
+    names = [n for n in all_params if params_filter is None or params_filter(n)]
+
+    def f(sub):
+        p = {**all_params, **sub}
+
+        class Functional:
+            def __call__(self, x, t=None):
+                return functional_call(model, p, (x, t))
+
+            def modules(self):
+                return model.modules()
+
+        return last_block_output(Functional(), inputs)  # (B, T, D)
+
+    jac = jacrev(f)({n: all_params[n] for n in names})
+    B, T, D = inputs.shape[0], inputs.shape[1], jac[names[0]].shape[2]
+    return torch.cat([jac[n].reshape(B, T * D, -1) for n in names], dim=-1), T, D
+
+
+def test_ntkt_is_eq12_trace_and_eq13_form_by_brute_force():
+    """Eq. 12: tr Kbar = (1/T^2) sum_b sum_{t1,t2} sum_d <grad z_{t1,d}, grad z_{t2,d}>, from the full
+    per-token Jacobian; Eq. 13's printed line keeps only t1 = t2 — a different number (cross terms)."""
+    from zcbench.proxies.ntkt import ntk_trace, paper_parameters, readout_directions
+
+    torch.manual_seed(0)
+    model = TinyLM().double().eval()
+    inputs = torch.randint(0, 11, (2, 6))
+    J, T, D = _brute_force_token_jacobian(model, inputs)
+    Jt = J.reshape(2, T, D, -1)
+    eq12 = float(sum((Jt[b, t1, d] @ Jt[b, t2, d]) for b in range(2) for t1 in range(T) for t2 in range(T)
+                     for d in range(D))) / T**2
+    eq13 = float((J ** 2).sum()) / T**2
+    assert ntk_trace(model, inputs, None) == pytest.approx(eq12, rel=1e-10)
+    assert ntk_trace(model, inputs, None, form="eq13") == pytest.approx(eq13, rel=1e-10)
+    assert abs(eq12 - eq13) > 1e-3 * eq12  # the two readings differ on a network that mixes tokens
+    # Hutchinson over (t, d) for eq13: the mean over many probes approaches the exact value
+    many = ntk_trace(model, inputs, readout_directions(2, T * D, 400, "cpu", torch.float64), form="eq13")
+    assert many == pytest.approx(eq13, rel=0.1)
+    # params="weights": only Linear/Embedding weights (no biases, no LayerNorm) enter
+    Jw, _, _ = _brute_force_token_jacobian(model, inputs, lambda n: n.endswith("weight") and "norm" not in n)
+    Jwt = Jw.reshape(2, T, D, -1).mean(dim=1)  # token mean of the gradients
+    want = float((Jwt ** 2).sum())
+    assert ntk_trace(model, inputs, None, params=paper_parameters(model)) == pytest.approx(want, rel=1e-10)
+    assert want < eq12  # fewer parameters, smaller trace
+    assert {id(p) for p in paper_parameters(model)} == {
+        id(p) for n, p in model.named_parameters() if n.endswith("weight") and "norm" not in n}
+
+
+def test_ntkt_probe_estimate_is_unbiased():
+    """E_u ||J^T u||^2 = tr(J J^T): the average of single-probe scores over 300 seeds is within 6 % of exact."""
+    from zcbench.proxies.ntkt import ntk_trace, readout_directions
+
+    torch.manual_seed(0)
+    model = TinyLM().double().eval()
+    inputs = torch.randint(0, 11, (2, 6))
+    exact = ntk_trace(model, inputs, None)
+    single = [ntk_trace(model, inputs, readout_directions(s, 5, 1, "cpu", torch.float64)) for s in range(300)]
+    assert sum(single) / len(single) == pytest.approx(exact, rel=0.06)
+    assert min(single) < 0.8 * exact < 1.25 * exact < max(single)  # one probe alone is not the exact trace
+
+
+def test_ntkt_new_options_keep_the_stored_run_identity():
+    p = get_proxy("ntkt")
+    assert p.identity_options == {"probes": 1, "exact": False, "output": "block_out"}  # = stored v1 meta
+    assert get_proxy("ntkt", form="eq13").identity_options["form"] == "eq13"
+    with pytest.raises(ValueError, match="valid: all, weights"):
+        get_proxy("ntkt", params="some")
+
+
 def test_ntkt_through_the_engine_is_deterministic_and_batch_keyed(data_dir):
     space = create_space("gpt2", data_dir=data_dir)
     arch = space.by_id("config_9_j3")  # the smallest stored net (2 layers, d_model 64)
@@ -288,7 +364,7 @@ def test_ntkt_fast_path_equals_loop_reference_on_real_archs(space_name, data_dir
 
 # ---- ntsr -----------------------------------------------------------------------
 def test_ntsr_is_rankfuse_of_ntkt_and_sept(tmp_path, data_dir):
-    from zcbench.fusion import RankFuse
+    from zcbench.proxies.rankfuse import RankFuse
 
     p = get_proxy("ntsr")
     assert isinstance(p, RankFuse) and p.components == ("ntkt", "sept") and p.name == "ntsr"
