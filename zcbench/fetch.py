@@ -236,3 +236,79 @@ def _size(n: int) -> str:
     if n < 1000:
         return f"{n} B"
     return f"{n / 1000:.1f} kB" if n < 1_000_000 else f"{n / 1_000_000:.1f} MB"
+
+
+# ---- verify-on-read: the files a run uses are the pinned upstream files (docs/reliability.md) ----
+ALLOW_MODIFIED_ENV = "ZCBENCH_ALLOW_MODIFIED_DATA"
+_verified: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> sha256 seen
+_allow_modified = False
+_modified_seen: dict[str, str] = {}  # path -> one-line description, while modified data is allowed
+
+
+@lru_cache(maxsize=1)
+def _manifest_index() -> dict[str, dict]:
+    """Manifest local path (``lts/random_GPT2_wt103/ppl_summary.yaml``) -> its file entry."""
+    return {e["path"]: e for info in _manifest()["tables"].values() for e in info["files"]}
+
+
+def manifest_entry(path: str | os.PathLike) -> dict | None:
+    """The manifest entry whose local path is a suffix of ``path`` (a file in the data-dir layout),
+    or None for a file the manifest does not pin (project tables, embedded tables, user copies
+    under other folder names)."""
+    parts = Path(os.path.abspath(path)).parts
+    index = _manifest_index()
+    for k in range(1, len(parts)):
+        e = index.get("/".join(parts[k:]))
+        if e is not None:
+            return e
+    return None
+
+
+def allow_modified_data(flag: bool = True) -> None:
+    """Let reads of pinned files whose sha256 differs go on (recorded; see :func:`modified_files`).
+    Process-wide; the runner sets it from ``allow_modified_data=true``. The environment variable
+    ``ZCBENCH_ALLOW_MODIFIED_DATA=1`` does the same for every command (``report``, ``leaderboard``)."""
+    global _allow_modified
+    _allow_modified = bool(flag)
+    if not flag:
+        _modified_seen.clear()
+
+
+def modified_files() -> list[str]:
+    """One line per pinned file read with a different sha256 while modified data was allowed."""
+    return [_modified_seen[p] for p in sorted(_modified_seen)]
+
+
+def verify_files(paths) -> None:
+    """Check each file that the manifest pins against its sha256 (cached by path, mtime and size).
+
+    A mismatch raises :class:`DataError` naming the file, unless modified data is allowed
+    (:func:`allow_modified_data` or env ``ZCBENCH_ALLOW_MODIFIED_DATA=1``): then it is recorded
+    and the read goes on. Files the manifest does not pin are not checked here (project-built
+    tables carry their own checks). Missing files are the reader's business.
+    """
+    allow = _allow_modified or os.environ.get(ALLOW_MODIFIED_ENV, "") not in ("", "0", "false")
+    for path in paths:
+        entry = manifest_entry(path)
+        if entry is None:
+            continue
+        p = os.path.abspath(path)
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        key = (p, st.st_mtime_ns, st.st_size)
+        got = _verified.get(key)
+        if got is None:
+            got = sha256_file(p) if st.st_size == entry["size"] else f"size {st.st_size}"
+            _verified[key] = got
+        if got == entry["sha256"]:
+            continue
+        what = (f"{p} is not the pinned upstream file {entry['path']} "
+                + (f"(size {st.st_size} bytes, manifest {entry['size']})" if got.startswith("size")
+                   else f"(sha256 {got[:12]}..., manifest {entry['sha256'][:12]}...)"))
+        if allow:
+            _modified_seen[p] = what
+            continue
+        raise DataError(f"{what}; restore it with `python -m zcbench data fetch` (data verify lists all), or "
+                        f"pass allow_modified_data=true (env {ALLOW_MODIFIED_ENV}=1) to use it anyway")
