@@ -132,3 +132,47 @@ def test_hydra_entry_point(tmp_path, data_dir):
     df = pd.read_csv(tmp_path / "search" / "etas-gpt2-none.csv")
     assert set(df.seed) == {3, 4} and df.n_evaluated.max() <= 3 + 2 * 3
     assert (tmp_path / "etas" / "search_gpt2.md").exists()
+
+
+# ---- published numbers (ETAS Tables 1 and 3) --------------------------------------
+def test_etas_published_numbers_come_from_published_yaml_only():
+    import inspect
+
+    import zcbench.search.etas as etas
+
+    pairs = etas.published_pairs()  # Table 3, WikiText-103: their own 500-network table
+    assert pairs["ntsr"] == (0.81, 0.98) and pairs["rankfuse:[ntkt,sept]"] == (0.81, 0.98)
+    assert pairs["sept"] == (0.78, 0.94) and pairs["length_distortion"] == (0.48, 0.64) and pairs["nwot"] == (0.24, 0.37)
+    assert etas.published_pairs("etas_gpt2_lm1b")["grad_norm"] == (0.06, 0.14)
+    assert etas.published_pairs("etas_autoformer_base")["dss"] == (0.64, 0.84)
+    src = inspect.getsource(etas)
+    assert "0.81" not in src and "0.98" not in src  # no second copy of the table in the code
+    with pytest.raises(KeyError, match="no source"):
+        etas.published_pairs("etas_table_9")
+
+
+def test_reproduction_says_different_table_for_etas_sources():
+    import pandas as pd
+
+    from zcbench.report.render import display_reproduction
+    from zcbench.report.reproduction import load_published, reproduction_table
+
+    pub = load_published()
+    etas_rows = pub[pub["source"].str.startswith("etas_")]
+    assert set(etas_rows["source"]) == {"etas_autoformer_tiny", "etas_autoformer_small", "etas_autoformer_base",
+                                        "etas_gpt2_wt103", "etas_gpt2_lm1b"}
+    assert len(etas_rows) == 60 and not etas_rows["same_table"].any()
+    assert all("different table" in n for n in etas_rows["table_note"])
+    base = dict(tau_std=0.0, rho_std=0.0, rho_ci_lo=0.5, rho_ci_hi=0.99, tau_ci_lo=0.4, tau_ci_hi=0.9, n_archs=200,
+                n_seeds=3)
+    tab = pd.DataFrame([dict(space="gpt2", proxy="sept", tau=0.859, rho=0.957, **base),
+                        dict(space="gpt2", proxy="params", tau=0.582, rho=0.737, **base)])
+    rep = reproduction_table(tab, pub, include_missing=False)
+    etas_rep = rep[rep["source"] == "etas_gpt2_wt103"]
+    lpz = rep[rep["source"] == "lpzero_gpt2"]
+    assert len(etas_rep) == 2 and etas_rep["d_rho"].isna().all() and etas_rep["different_table"].all()
+    assert lpz["d_rho"].notna().all() and not lpz["different_table"].any()  # same table: a real difference
+    disp = display_reproduction(rep)
+    shown = disp[disp["Source"].str.startswith("etas_gpt2_wt103")]
+    assert (shown["Δρ"] == "different table").all() and (shown["Δτ"] == "different table").all()
+    assert (disp[disp["Source"].str.startswith("lpzero_gpt2")]["Δρ"] != "different table").all()

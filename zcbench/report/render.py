@@ -92,15 +92,16 @@ def display_reproduction(rep: pd.DataFrame, latex: bool = False) -> pd.DataFrame
     r, t, delta = ("$\\rho$", "$\\tau$", "$\\Delta$") if latex else ("ρ", "τ", "Δ")
     rows = []
     for _, x in rep.iterrows():
+        other = str(x.get("different_table", False)) == "True"  # published.yaml same_table: false
         rows.append({
             "Source": f"{x['source']} ({x['table']})",
             "Space": x["space"], "Paper name": x["paper_name"], "Proxy": x["proxy"],
             f"{r} is": x.get("statistic", "Spearman"),
             f"{t} paper": fmt_float(x["tau_paper"]), f"{t} ours": fmt_pm(x["tau_ours"], x["tau_std"], latex=latex),
-            f"{delta}{t}": fmt_diff(x["d_tau"]),
+            f"{delta}{t}": "different table" if other else fmt_diff(x["d_tau"]),
             f"{r} paper": fmt_float(x["rho_paper"]), f"{r} ours": fmt_pm(x["rho_ours"], x["rho_std"], latex=latex),
-            f"{delta}{r}": fmt_diff(x["d_rho"]),
-            f"paper {r} in our CI": {True: "yes", False: "no"}.get(x["in_ci"], "—"),
+            f"{delta}{r}": "different table" if other else fmt_diff(x["d_rho"]),
+            f"paper {r} in our CI": "different table" if other else {True: "yes", False: "no"}.get(x["in_ci"], "—"),
             "n paper/ours": f"{'?' if pd.isna(x['n_paper']) else int(x['n_paper'])}/{fmt_int(x['n_ours'])}",
         })
     return pd.DataFrame(rows)

@@ -29,7 +29,8 @@ def load_published(path: Path = PUBLISHED) -> pd.DataFrame:
             rows.append({"source": src["id"], "paper": src["paper"], "table": src["table"], "space": src["space"],
                          "statistic": stat, "per_record": bool(src.get("per_record", False)),
                          "n_paper": src.get("n_archs"), "paper_name": e["name"], "candidates": cands,
-                         "tau_paper": e.get("tau"), "rho_paper": e.get("rho"), "negate": bool(e.get("negate", False))})
+                         "tau_paper": e.get("tau"), "rho_paper": e.get("rho"), "negate": bool(e.get("negate", False)),
+                         "same_table": bool(src.get("same_table", True)), "table_note": src.get("table_note", "")})
     return pd.DataFrame(rows)
 
 
@@ -108,6 +109,8 @@ def reproduction_table(table: pd.DataFrame, published: pd.DataFrame | None = Non
                     lo, hi = row.get(f"{kind}_ci_lo"), row.get(f"{kind}_ci_hi")
                     row[f"{kind}_ci_lo"], row[f"{kind}_ci_hi"] = (-hi if hi is not None else hi,
                                                                   -lo if lo is not None else lo)
+        row["different_table"] = not bool(p.get("same_table", True))  # published.yaml: the paper's table is not ours
+        row["table_note"] = p.get("table_note", "") or ""
         out.append(row)
     cols = ["source", "table", "paper", "space", "paper_name", "proxy", "statistic", "tau_paper", "tau_ours", "tau_std",
             "d_tau", "rho_paper", "rho_ours", "rho_std", "d_rho", "rho_ci_lo", "rho_ci_hi", "in_ci", "n_paper", "n_ours",
@@ -120,4 +123,8 @@ def reproduction_table(table: pd.DataFrame, published: pd.DataFrame | None = Non
     df["d_rho"] = df["rho_ours"].astype(float) - df["rho_paper"].astype(float)
     lo, hi, pub_rho = (df[c].astype(float) for c in ("rho_ci_lo", "rho_ci_hi", "rho_paper"))
     df["in_ci"] = np.where(lo.notna() & hi.notna() & pub_rho.notna(), (pub_rho >= lo) & (pub_rho <= hi), None)
-    return df[cols]
+    # A number from another table (other networks, other training) has no meaningful difference to ours.
+    diff = df["different_table"].fillna(False).astype(bool) if "different_table" in df else pd.Series(False, df.index)
+    df.loc[diff, ["d_tau", "d_rho"]] = math.nan
+    df.loc[diff, "in_ci"] = None
+    return df[cols + ["different_table", "table_note"]] if "different_table" in df else df[cols]

@@ -436,8 +436,25 @@ def main_etas(cfg) -> None:
 # ============================================================================
 # ETAS's proxies on the LTS tables, beside the published numbers
 # ============================================================================
-PUBLISHED = {  # Yang & Liu, Findings of ACL 2024: their own GPT-2 benchmark, (Kendall tau, Spearman rho)
-    "params": (0.79, 0.94), "sept": (0.78, 0.94), "ntkt": (0.80, 0.96), "ntsr": (0.81, 0.98)}
+PUBLISHED_SOURCE = "etas_gpt2_wt103"  # zcbench/published.yaml: ETAS Table 3, their own 500-network GPT-2 table
+
+
+def published_pairs(source: str = PUBLISHED_SOURCE) -> dict:
+    """{zcbench proxy name: (Kendall tau, Spearman rho)} of one published.yaml source (every candidate name)."""
+    import yaml
+
+    path = Path(__file__).resolve().parents[1] / "published.yaml"
+    doc = yaml.safe_load(path.read_text())
+    src = next((s for s in doc["sources"] if s["id"] == source), None)
+    if src is None:
+        raise KeyError(f"{path}: no source {source!r}")
+    out = {}
+    for e in src["entries"]:
+        for name in e["proxy"] if isinstance(e["proxy"], list) else [e["proxy"]]:
+            out[name] = (e.get("tau"), e.get("rho"))
+    return out
+
+
 TABLE_PROXIES = ("params", "params_nonembedding", "sept", "ntkt", "ntsr")
 
 
@@ -475,8 +492,9 @@ def correlation_table(spaces, results_dir: str, batch_size: int, seq_len: int, s
                  "(negated), 95% bootstrap CI in brackets.", "",
                  "| proxy | published (ETAS GPT-2) | " + " | ".join(f"ours {s}" for s in spaces) + " |",
                  "|---|---|" + "---|" * len(spaces)]
+        published = published_pairs()
         for proxy in proxies:
-            pub = PUBLISHED.get(proxy)
+            pub = published.get(proxy)
             cells = [f"{pub[0]:.2f} / {pub[1]:.2f}" if pub else "—"]
             for s in spaces:
                 r = df[(df.space == s) & (df.proxy == proxy)]
