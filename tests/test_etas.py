@@ -176,3 +176,40 @@ def test_reproduction_says_different_table_for_etas_sources():
     shown = disp[disp["Source"].str.startswith("etas_gpt2_wt103")]
     assert (shown["Δρ"] == "different table").all() and (shown["Δτ"] == "different table").all()
     assert (disp[disp["Source"].str.startswith("lpzero_gpt2")]["Δρ"] != "different table").all()
+
+
+# ---- the paper's settings as presets (A.4.1 AutoFormer, A.4.2 GPT-2) ----------------
+def test_presets_carry_the_papers_settings_and_overrides_win():
+    from hydra import compose, initialize_config_dir
+
+    from zcbench.config import conf_dir
+
+    keys = ("N0", "n0", "N_m", "n_m", "mutation_prob", "M", "patience")
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        default = compose("etas", overrides=["proxies=none"])
+        gpt2 = compose("etas", overrides=["proxies=none", "preset=etas_gpt2"])
+        vit = compose("etas", overrides=["proxies=none", "space=autoformer", "preset=etas_autoformer"])
+        mine = compose("etas", overrides=["proxies=none", "preset=etas_autoformer", "N0=50", "mutation_prob=0.1"])
+    assert tuple(gpt2[k] for k in keys) == (300, 3, 100, 3, 0.3, 10, 5) == tuple(default[k] for k in keys)
+    assert tuple(vit[k] for k in keys) == (500, 3, 100, 3, 0.4, 10, 5)
+    assert (mine.N0, mine.mutation_prob, mine.N_m) == (50, 0.1, 100)  # command line beats the preset
+
+
+def test_autoformer_preset_runs_on_the_project_built_table(tmp_path, data_dir):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    table = repo / "results" / "groundtruth" / "autoformer_digits"
+    if not (table / "table.yaml").exists():
+        pytest.skip("project-built autoformer_digits table not in this checkout")
+    env = dict(os.environ, ZCBENCH_DATA=str(data_dir), OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "zcbench", "etas", "space=autoformer", f"table={table}",
+                          "preset=etas_autoformer", "proxy=params", "seeds=[0]", "M=3", f"results_dir={tmp_path}"],
+                         capture_output=True, text=True, cwd=repo, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "etas | autoformer | params | seed 0 | best top1" in out.stdout
+    df = pd.read_csv(tmp_path / "search" / "etas-autoformer-params.csv")
+    assert df.n_evaluated.max() <= 3 + 3 * 3 and df.metric.iloc[0] == "top1"

@@ -17,6 +17,19 @@ Algorithm (per seed)
    better best ground truth.
 Budget: at most ``n0 + M * n_m`` evaluations (33 with the defaults).
 
+Against the paper (Algorithm 1 and appendix A.3/A.4, read from the text): steps 1-4 are
+Algorithm 1 line by line (warm-up of N_0 ranked by the proxy, top n_0 evaluated as the
+parent population, N_m mutants per iteration, the proxy's top n_m evaluated, parents =
+top n_0 of the observed set, stop at M or after five iterations without improvement).
+Settings: ``conf/preset/etas_gpt2.yaml`` (A.4.2: N_0 = 300, n_0 = n_m = 3, N_m = 100,
+mutation probability 0.3, M = 10; the default) and ``conf/preset/etas_autoformer.yaml``
+(A.4.1: N_0 = 500, mutation probability 0.4, the rest alike); select with
+``preset=...``. Two differences, both forced by searching a stored table: candidates are
+snapped into the pool (below) instead of being trained, and "mutation probability" —
+which the paper does not define further — is read as the chance of each further gene
+change after the first (AutoFormer's own evolution resamples each gene with that
+probability; see docs/fidelity.md).
+
 The pool and the table
 ----------------------
 The pool is the space's stored architectures that have the target metric (gpt2: 200,
@@ -313,6 +326,13 @@ def run_etas(cfg: ETASConfig, write: bool = True) -> pd.DataFrame:
     from zcbench.registry import create_space
 
     cfg.check()
+    if "table" in cfg.space_options:  # a project-built table (table=...): its space options, as `run` applies them
+        from zcbench.groundtruth import table_run_config
+        from zcbench.runner import RunConfig
+
+        rc = table_run_config(RunConfig(space=cfg.space, proxies=[], seq_len=cfg.seq_len, results_dir=cfg.results_dir,
+                                        space_options=dict(cfg.space_options)))
+        cfg.space_options = rc.space_options
     space = create_space(cfg.space, data_dir=cfg.data_dir, target=cfg.target, **cfg.space_options)
     pool = pool_of(space)
     if not pool:
