@@ -47,6 +47,18 @@ Where the paper is ambiguous or unavailable to us — documented, not guessed si
   (``proxy_options.zerolm.alpha=0.3``) or fit it with ``zcbench.search.zerolm_alpha``,
   which implements both strategies (see that module for the heuristic's definition).
 
+Ablations of ZeroLM's figures that apply to a data-free proxy (the captions are all we can
+read): Fig. 5's FFN-only / Attn-only / Both are option ``blocks=ffn|attn|both`` (default both)
+and the named variants ``zerolm_ffn`` / ``zerolm_attn`` (own leaderboard rows); Fig. 3's
+"Log Complexity" is read as sum_W log ||W||_F over the same matrices (``log_complexity``,
+reported by ``python -m zcbench.search.zerolm_ablation`` beside #params; results/zerolm/).
+Fig. 4 (input data sensitivity) does not apply: the proxy reads no data.
+
+Layers counted: every ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` whose role is ``attn`` or
+``ffn`` (embeddings, normalisation and the output head never enter). Conv1d counts here (the
+engine's weight-layer set): FlexiBERT's DSC convolutions are part of its token-mixing
+(attention) sub-module, which is the paper's split.
+
 needs = {"weights"}: one model build at ``torch.manual_seed(seed)``, no data.
 """
 from __future__ import annotations
@@ -91,6 +103,19 @@ def module_capacities(ctx, capacity: str = "mean_sq", exact_svd: bool = False) -
     return ctx.cache[key]
 
 
+BLOCKS = ("both", "attn", "ffn")
+
+
+def log_complexity(ctx) -> float:
+    """Our reading of ZeroLM Fig. 3's "Log Complexity": sum over the attn/ffn weight matrices of log ||W||_F
+    (the log of the product of their Frobenius norms, a norm-based complexity measure); not a proxy of the
+    catalogue, reported by ``python -m zcbench.search.zerolm_ablation`` only."""
+    layers = ctx.weight_layers(roles=("attn", "ffn"))
+    if not layers:
+        raise NotApplicable("the model has no weight layers tagged 'attn' or 'ffn'")
+    return float(sum(torch.log(torch.linalg.vector_norm(d(as_matrix(wl.weight)))) for wl in layers))
+
+
 @register_proxy("zerolm")
 class ZeroLM(Proxy):
     """alpha * C_attn + (1 - alpha) * C_ffn from weight singular values (data-free)."""
@@ -98,7 +123,10 @@ class ZeroLM(Proxy):
     version = "1"
     needs = frozenset({"weights"})
     citation = "Chen, Ding, Wang, Pedrycz, ZeroLM, arXiv:2503.18646 (2025)"
-    defaults = {"alpha": 0.5, "capacity": "mean_sq", "exact_svd": False}
+    defaults = {"alpha": 0.5, "capacity": "mean_sq", "exact_svd": False, "blocks": "both"}
+    added_options = frozenset({"blocks"})  # at "both" the stored v1 runs keep their keys
+    layers_counted = ("the weight matrices tagged attn and ffn (every Linear / Conv1d / Conv2d of a block's "
+                      "attention or feed-forward part; embeddings, norms and the output head excluded)")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -107,9 +135,50 @@ class ZeroLM(Proxy):
             raise ValueError(f"zerolm: alpha={a} must lie in [0, 1]")
         if self.options["capacity"] not in CAPACITIES:
             raise ValueError(f"zerolm: capacity={self.options['capacity']!r}; valid: {', '.join(CAPACITIES)}")
+        if self.options["blocks"] not in BLOCKS:
+            raise ValueError(f"zerolm: blocks={self.options['blocks']!r}; valid: {', '.join(BLOCKS)}")
         self.options["alpha"] = a
 
     def score(self, ctx) -> float:
         c_attn, c_ffn = module_capacities(ctx, self.options["capacity"], self.options["exact_svd"])
+        blocks = self.options["blocks"]
+        if blocks == "attn":  # ZeroLM Fig. 5's "Attn-only"
+            return c_attn
+        if blocks == "ffn":  # "FFN-only"
+            return c_ffn
         a = self.options["alpha"]
         return a * c_attn + (1.0 - a) * c_ffn
+
+
+class _ZeroLMBlocks(ZeroLM):
+    """A named variant with ``blocks`` fixed (its own leaderboard row; same numbers as ``zerolm blocks=...``)."""
+
+    BLOCKS = "both"
+    defaults = {"capacity": "mean_sq", "exact_svd": False}
+    added_options = frozenset()
+
+    def __init__(self, **kwargs):
+        Proxy.__init__(self, **kwargs)
+        if self.options["capacity"] not in CAPACITIES:
+            raise ValueError(f"{self.name}: capacity={self.options['capacity']!r}; valid: {', '.join(CAPACITIES)}")
+        self.options.update(alpha=0.5, blocks=self.BLOCKS)
+
+    @property
+    def identity_options(self) -> dict:
+        return {k: self.options[k] for k in ("capacity", "exact_svd")}
+
+
+@register_proxy("zerolm_attn")
+class ZeroLMAttn(_ZeroLMBlocks):
+    """ZeroLM's Attn-only ablation (Fig. 5): C_attn alone."""
+
+    BLOCKS = "attn"
+    layers_counted = "the weight matrices tagged attn (a block's attention / token-mixing part)"
+
+
+@register_proxy("zerolm_ffn")
+class ZeroLMFFN(_ZeroLMBlocks):
+    """ZeroLM's FFN-only ablation (Fig. 5): C_ffn alone."""
+
+    BLOCKS = "ffn"
+    layers_counted = "the weight matrices tagged ffn (a block's feed-forward part)"

@@ -95,9 +95,19 @@ def test_alpha_fitting_beats_a_bad_alpha_on_held_out_gpt2(data_dir):
         bad = rho_tau(combine(df.loc[test], 0.0), df.loc[test, "truth"].to_numpy())[0]
         wins += good > bad + 0.05
     assert wins >= 2
-    # the heuristic needs no ground truth
+    # the heuristic needs no ground truth: alpha = r_a / (r_a + r_f), r_x = max(0, Spearman(C_x, #params)),
+    # recomputed here from ranks by hand (Pearson of the average ranks)
     a_h = heuristic_alpha(df.drop(columns=["truth"]))
-    assert 0.0 <= a_h <= 1.0
+
+    def spearman(x, y):
+        rx, ry = (torch.tensor(v.rank().to_numpy(), dtype=torch.float64) for v in (x, y))
+        rx, ry = rx - rx.mean(), ry - ry.mean()
+        return float((rx * ry).sum() / torch.sqrt((rx * rx).sum() * (ry * ry).sum()))
+
+    ra, rf = (max(0.0, spearman(df[c], df["n_params"])) for c in ("attn", "ffn"))
+    assert ra + rf > 0 and a_h == pytest.approx(ra / (ra + rf), rel=1e-12)
+    # the answer does not change when the ground truth is there (it is never read)
+    assert heuristic_alpha(df) == a_h
 
 
 def test_alpha_option_overridable_from_the_command_line(tmp_path, data_dir):
@@ -118,3 +128,33 @@ def test_alpha_option_overridable_from_the_command_line(tmp_path, data_dir):
         row = df.loc[r["arch_id"]]
         assert r["score"] == pytest.approx(0.3 * row.attn + 0.7 * row.ffn, rel=1e-12)
         assert math.isfinite(r["score"]) and r["status"] == "ok"
+
+
+def test_blocks_variants_ffn_only_attn_only_both(data_dir):
+    """ZeroLM Fig. 5 ablations: blocks=attn -> C_attn, blocks=ffn -> C_ffn, named variants equal them."""
+    ctx = _ctx(Tiny())
+    c_attn = (9 + 16) / 2 + (25 + 1) / 2
+    c_ffn = (4 + 4) / 2 + (36 + 1) / 2
+    assert get_proxy("zerolm", blocks="attn").score(_ctx(Tiny())) == pytest.approx(c_attn, rel=1e-12)
+    assert get_proxy("zerolm", blocks="ffn").score(_ctx(Tiny())) == pytest.approx(c_ffn, rel=1e-12)
+    assert get_proxy("zerolm_attn").score(_ctx(Tiny())) == pytest.approx(c_attn, rel=1e-12)
+    assert get_proxy("zerolm_ffn").score(ctx) == pytest.approx(c_ffn, rel=1e-12)
+    assert get_proxy("zerolm_ffn", capacity="nuclear").score(_ctx(Tiny())) == pytest.approx(2 + 2 + 6 + 1, rel=1e-12)
+    with pytest.raises(ValueError, match="valid: both, attn, ffn"):
+        get_proxy("zerolm", blocks="norm")
+    with pytest.raises(ValueError, match="unknown option"):
+        get_proxy("zerolm_attn", alpha=0.3)
+    # the default keeps the stored runs' identity; a variant is its own
+    assert get_proxy("zerolm").identity_options == {"alpha": 0.5, "capacity": "mean_sq", "exact_svd": False}
+    assert get_proxy("zerolm", blocks="ffn").identity_options["blocks"] == "ffn"
+    # log complexity = sum log ||W||_F over attn/ffn matrices: log 5 + log sqrt 26 + log sqrt 8 + log sqrt 37
+    from zcbench.proxies.zerolm import log_complexity
+
+    want = math.log(5) + 0.5 * (math.log(26) + math.log(8) + math.log(37))
+    assert log_complexity(_ctx(Tiny())) == pytest.approx(want, rel=1e-12)
+    # on a real network through the engine: both = 0.5 attn + 0.5 ffn
+    space = create_space("gpt2", data_dir=data_dir)
+    arch = space.by_id("config_0_j0")
+    res = score_arch(space, arch, [get_proxy("zerolm"), get_proxy("zerolm_attn"), get_proxy("zerolm_ffn")], seed=0)
+    assert res["zerolm"].value == pytest.approx(0.5 * res["zerolm_attn"].value + 0.5 * res["zerolm_ffn"].value,
+                                                rel=1e-12)
