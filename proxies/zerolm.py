@@ -50,8 +50,9 @@ Where the paper is ambiguous or unavailable to us — documented, not guessed si
 Ablations of ZeroLM's figures that apply to a data-free proxy (the captions are all we can
 read): Fig. 5's FFN-only / Attn-only / Both are option ``blocks=ffn|attn|both`` (default both)
 and the named variants ``zerolm_ffn`` / ``zerolm_attn`` (own leaderboard rows); Fig. 3's
-"Log Complexity" is read as sum_W log ||W||_F over the same matrices (``log_complexity``,
-reported by ``python -m zcbench.search.zerolm_ablation`` beside #params; results/zerolm/).
+"Log Complexity" is read as sum_W log ||W||_F over the same matrices (proxy ``zerolm_logc``;
+the figure's text gives no formula). ``python -m zcbench.search.zerolm_ablation`` tabulates all
+of them beside #params from the results store (results/zerolm/ablation.md).
 Fig. 4 (input data sensitivity) does not apply: the proxy reads no data.
 
 Layers counted: every ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` whose role is ``attn`` or
@@ -108,8 +109,7 @@ BLOCKS = ("both", "attn", "ffn")
 
 def log_complexity(ctx) -> float:
     """Our reading of ZeroLM Fig. 3's "Log Complexity": sum over the attn/ffn weight matrices of log ||W||_F
-    (the log of the product of their Frobenius norms, a norm-based complexity measure); not a proxy of the
-    catalogue, reported by ``python -m zcbench.search.zerolm_ablation`` only."""
+    (the log of the product of their Frobenius norms, a norm-based complexity measure); proxy ``zerolm_logc``."""
     layers = ctx.weight_layers(roles=("attn", "ffn"))
     if not layers:
         raise NotApplicable("the model has no weight layers tagged 'attn' or 'ffn'")
@@ -182,3 +182,16 @@ class ZeroLMFFN(_ZeroLMBlocks):
 
     BLOCKS = "ffn"
     layers_counted = "the weight matrices tagged ffn (a block's feed-forward part)"
+
+
+@register_proxy("zerolm_logc")
+class ZeroLMLogComplexity(Proxy):
+    """ZeroLM Fig. 3's "Log Complexity" as we read it: sum of log ||W||_F over attn/ffn weight matrices."""
+
+    version = "1"
+    needs = frozenset({"weights"})
+    citation = "Chen, Ding, Wang, Pedrycz, ZeroLM, arXiv:2503.18646 (2025), Fig. 3 (our reading)"
+    layers_counted = "the weight matrices tagged attn and ffn (as zerolm)"
+
+    def score(self, ctx) -> float:
+        return log_complexity(ctx)
