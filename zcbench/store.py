@@ -46,8 +46,12 @@ from pathlib import Path
 from typing import Iterable
 
 
-class StoreError(RuntimeError):
-    """A results-store file could not be written or read; str() is one line naming the path."""
+from zcbench.errors import DataError
+
+
+class StoreError(DataError):
+    """A results-store file could not be written or read; str() is one line naming the path.
+    (A DataError, so every command already prints it as one line and exits 2.)"""
 
 
 def data_key(data_cfg: dict) -> str:
@@ -310,6 +314,7 @@ class ScoreFile:
                 os.close(fd)
         except OSError as exc:
             raise StoreError(describe_os_error(exc, self.path)) from None
+        size = None
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -317,6 +322,11 @@ class ScoreFile:
             _write_all(fd, line)
             os.fsync(fd)
         except OSError as exc:
+            if size is not None:  # disk full mid-record: take the partial record back (we hold the lock)
+                try:
+                    os.ftruncate(fd, size)
+                except OSError:
+                    pass
             raise StoreError(describe_os_error(exc, self.path)) from None
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
