@@ -40,9 +40,30 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
 def build_from_args(args) -> ReportData:
     if args.bootstrap < 0:
         raise ReportError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    return build(args.results_dir, spaces=split_values(args.space), proxies=split_values(args.proxy), baseline=args.baseline,
+    data = build(args.results_dir, spaces=split_values(args.space), proxies=split_values(args.proxy), baseline=args.baseline,
                  target=args.target, data_dir=args.data_dir, n_resamples=args.bootstrap, seed=args.bootstrap_seed,
                  all_configs=args.all_configs)
+    require_scorable(data)
+    return data
+
+
+def require_scorable(data: ReportData) -> None:
+    """Refuse to write outputs in which no (space, proxy) has a correlation (e.g. no data dir):
+    they would replace a useful report or site with one of empty cells (issue #19)."""
+    import pandas as pd
+
+    broken = {label: info.error for label, info in data.spaces.items()  # (report/load.py's unreadable-data errors)
+              if str(getattr(info, "error", None) or "").startswith(("no ground truth for", "cannot create space"))}
+    if broken:  # a space with scores whose ground truth cannot be read: its column would go empty
+        label, err = next(iter(broken.items()))
+        more = f" (and {len(broken) - 1} more space(s))" if len(broken) > 1 else ""
+        raise ReportError(f"{label}: {err}{more}; fix the data (data_dir/ZCBENCH_DATA) or leave the space out "
+                          f"with --space; previous outputs were left untouched")
+    if "rho" in data.table and pd.to_numeric(data.table["rho"], errors="coerce").notna().any():
+        return
+    why = data.notes[0] if data.notes else "no scores in the results folder"
+    raise ReportError(f"nothing scorable: no (space, proxy) has a correlation ({why}); "
+                      f"previous outputs were left untouched")
 
 
 def _formats(value: str, allowed, what: str) -> tuple[str, ...]:

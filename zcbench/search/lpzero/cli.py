@@ -262,7 +262,10 @@ def resolve_proxy_file(name_or_path: str, results_dir: str = "results") -> Path:
     cand2 = repo / "results" / "lpzero" / "proxies" / f"{name_or_path}.yaml"
     if cand2.exists():
         return cand2
-    raise FileNotFoundError(f"no searched proxy {name_or_path!r}: looked for {p}, {cand} and {cand2}")
+    from zcbench.errors import ConfigError
+
+    looked = list(dict.fromkeys(str(x.resolve()) for x in (p, cand, cand2)))  # each candidate once
+    raise ConfigError(f"no searched proxy {name_or_path!r}: no file at {', '.join(looked)}")
 
 
 def task_transfer(cfg) -> list[dict]:
