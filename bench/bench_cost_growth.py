@@ -91,16 +91,16 @@ def worker(spec: dict) -> dict:
     engine.score_arch(space, arch, [zcbench.get_proxy(n) for n in names], seed=seed, batch_size=1,
                       seq_len=min(8, sl) if sl else sl)  # warm-up
     t0 = time.process_time()
+    st: dict = {}
     res = engine.score_arch(space, arch, [zcbench.get_proxy(n) for n in names], seed=seed, batch_size=bs,
-                            seq_len=sl)
+                            seq_len=sl, stats=st)
     total = time.process_time() - t0
-    st = engine.score_arch.last_stats
     passes = dict(st.get("pass_seconds", {}))
     setup = st.get("setup_seconds", 0.0)
     own = {}
     for n, r in res.items():
         pneeds = set(zcbench.get_proxy(n).needs)
-        used = {engine._pass_of(x) for x in pneeds if x not in ("arch", "weights")}
+        used = {engine.pass_of(x) for x in pneeds if x not in ("arch", "weights")}
         over = sum(passes.get(k, 0.0) for k in used) + (setup if pneeds - {"arch"} else 0.0)
         own[n] = max(r.seconds - over, 0.0)
     return dict(spec, params=n_params, fwd_bwd=fb[-1], catalogue=total - setup, setup=setup, passes=passes,
@@ -141,10 +141,11 @@ def profile(target: str, arch_index: int, names, rows: int) -> None:
     names = _catalogue(names)
     engine.score_arch(space, arch, [zcbench.get_proxy(n) for n in names], batch_size=1, seq_len=min(8, sl) or sl)
     t0 = time.process_time()
+    st: dict = {}
     with tprofile(activities=[ProfilerActivity.CPU]) as prof:
-        res = engine.score_arch(space, arch, [zcbench.get_proxy(n) for n in names], batch_size=bs, seq_len=sl)
+        res = engine.score_arch(space, arch, [zcbench.get_proxy(n) for n in names], batch_size=bs, seq_len=sl,
+                                stats=st)
     total = time.process_time() - t0
-    st = engine.score_arch.last_stats
     print(f"== profile {space_name} {arch.id} batch {bs} x {sl}, {len(names)} proxies, 1 thread: "
           f"{total:.2f} s CPU under torch.profiler (profiler overhead included)")
     print(f"   setup {st['setup_seconds']:.2f} s; passes (CPU s): {json.dumps(st.get('seconds', {}))}; "
@@ -153,7 +154,7 @@ def profile(target: str, arch_index: int, names, rows: int) -> None:
     own = {}
     for n, r in res.items():
         pneeds = set(zcbench.get_proxy(n).needs)
-        used = {engine._pass_of(x) for x in pneeds if x not in ("arch", "weights")}
+        used = {engine.pass_of(x) for x in pneeds if x not in ("arch", "weights")}
         own[n] = r.seconds - sum(passes.get(k, 0.0) for k in used) - (setup if pneeds - {"arch"} else 0.0)
     print("   proxies' own computation (CPU s, beyond the shared passes):")
     for n, s in sorted(own.items(), key=lambda kv: -kv[1])[:10]:

@@ -100,7 +100,7 @@ def main(argv=None) -> int:
 
     sys.path.insert(0, str(REPO))
     import zcbench
-    from zcbench.fusion import SetProxy
+    from zcbench.proxy import SetProxy
     from zcbench.registry import get_proxy, list_proxies
 
     names = list_proxies()

@@ -89,15 +89,17 @@ def time_fwd_bwd(space, arch, batch_size, seq_len, device, clock, reps, seed=0) 
 
 def time_set(space, arch, names, batch_size, seq_len, device, clock, reps, setup, seed=0) -> tuple[float, dict]:
     times = []
+    stats: dict = {}
     for _ in range(reps):
         proxies = [zcbench.get_proxy(n) for n in names]
         t0 = clock.now()
-        res = score_arch(space, arch, proxies, seed=seed, batch_size=batch_size, seq_len=seq_len, device=device)
+        res = score_arch(space, arch, proxies, seed=seed, batch_size=batch_size, seq_len=seq_len, device=device,
+                         stats=stats)
         times.append(clock.now() - t0 - setup)
     bad = {n: r.status for n, r in res.items() if r.status not in ("ok", "n/a")}
     if bad:
         print(f"    warning: {bad}", file=sys.stderr)
-    return statistics.median(times), dict(score_arch.last_stats)
+    return statistics.median(times), dict(stats)
 
 
 def main(argv=None) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from zcbench.engine import NotApplicable
+from zcbench.proxy import NotApplicable
 
 F64 = torch.float64
 

@@ -17,7 +17,7 @@ softmax-map version is ``softmax_confidence``.
 """
 from __future__ import annotations
 
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import d, taps_or_na
 

@@ -18,7 +18,7 @@ Kalita's variants), which use the real minibatch and the real weights.
 """
 from __future__ import annotations
 
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import d, layers_or_na, nuclear
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import torch
 
-from zcbench.engine import NotApplicable, Proxy
+from zcbench.proxy import NotApplicable, Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import attention_input_layers, d, layers_or_na
 

@@ -9,7 +9,7 @@ use FLOPs as a baseline proxy). Higher = larger model = predicted better.
 """
 from __future__ import annotations
 
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.registry import register_proxy
 
 

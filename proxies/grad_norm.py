@@ -17,7 +17,7 @@ layers are selected by type through zcbench's model contract instead of HF
 """
 from __future__ import annotations
 
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import d, layers_or_na, sum_over_weight_grads
 

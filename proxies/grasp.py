@@ -20,7 +20,7 @@ batch. Eval mode.
 """
 from __future__ import annotations
 
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import d, layers_or_na
 

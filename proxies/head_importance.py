@@ -22,7 +22,7 @@ FlexiBERT's small span-conv kernel generators).
 """
 from __future__ import annotations
 
-from zcbench.engine import NotApplicable, Proxy
+from zcbench.proxy import NotApplicable, Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import attention_input_layers, d
 

@@ -18,7 +18,7 @@ training-free-nas notebook used.
 """
 from __future__ import annotations
 
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies.jacob_cov import jacobian_rows
 

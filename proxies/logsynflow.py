@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import d, layers_or_na
 

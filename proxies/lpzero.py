@@ -64,7 +64,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zcbench.engine import NotApplicable, Proxy
+from zcbench.proxy import NotApplicable, Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import d, layers_or_na, sum_sq
 

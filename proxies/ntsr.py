@@ -7,14 +7,14 @@ the trainability indicator (``ntkt``, the NTK trace) and by the expressivity ind
 two ranks (higher = better). ETAS published on its own GPT-2 table (tau/rho): NTSR
 0.81/0.98.
 
-This is exactly ``rankfuse:[ntkt,sept]`` (``zcbench.fusion.RankFuse``): a set-level
+This is exactly ``rankfuse:[ntkt,sept]`` (``RankFuse`` in ``proxies/rankfuse.py``): a set-level
 proxy scored by the runner from the stored component scores; the fused value of an
 architecture depends on the set it was ranked in (the runner keys it by the set).
 Ties share the average rank; a NaN/inf component makes the fused score NaN.
 """
 from __future__ import annotations
 
-from zcbench.fusion import RankFuse
+from zcbench.proxies.rankfuse import RankFuse
 from zcbench.registry import register_proxy
 
 

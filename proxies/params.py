@@ -14,7 +14,7 @@ meta device.
 """
 from __future__ import annotations
 
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.registry import register_proxy
 
 

@@ -22,7 +22,7 @@ import hashlib
 
 import numpy as np
 
-from zcbench.engine import NotApplicable, Proxy
+from zcbench.proxy import NotApplicable, Proxy
 from zcbench.registry import register_proxy_prefix
 
 CITATION = "Dong et al., LPZero: Language Model Zero-cost Proxy Search from Zero, EMNLP Findings 2024 (search)"

@@ -65,7 +65,7 @@ import math
 
 import numpy as np
 
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.registry import register_proxy
 
 LOG3 = math.log(3.0)

@@ -12,7 +12,7 @@ Layers: weight layers (``include_output`` for the head). Deviation: eval mode.
 """
 from __future__ import annotations
 
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import d, layers_or_na, sum_over_weight_grads
 

@@ -17,7 +17,7 @@ Deviation: the training-free-nas notebook took ``torch.max(output, 1)`` on the
 """
 from __future__ import annotations
 
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import d, taps_or_na
 

@@ -14,7 +14,7 @@ no attention linear layer. TF-TAS's own DSS-indicator (linearised network) is ``
 """
 from __future__ import annotations
 
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import layers_or_na, linear_only, nuclear, sum_over_weight_grads
 

@@ -11,7 +11,7 @@ when the model has no FFN linear layer. TF-TAS's DSS-indicator is ``dss``.
 """
 from __future__ import annotations
 
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import d, layers_or_na, linear_only, sum_over_weight_grads
 

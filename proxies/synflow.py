@@ -23,7 +23,7 @@ cannot be used: with gamma=1 it is constant, so its gradient vanishes.
 """
 from __future__ import annotations
 
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import d, layers_or_na
 

@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import torch
 
-from zcbench.engine import NotApplicable, Proxy
+from zcbench.proxy import NotApplicable, Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import as_matrix, d
 

@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from zcbench.engine import NotApplicable, Proxy
+from zcbench.proxy import NotApplicable, Proxy
 from zcbench.registry import register_proxy
 from zcbench.proxies._common import d, layers_or_na
 

@@ -83,7 +83,7 @@ def test_mutation_snaps_into_the_pool(gpt2, data_dir):
 
 
 def test_set_level_proxy_is_ranked_within_the_candidate_set(gpt2, data_dir, store):
-    from zcbench.fusion import mean_rank
+    from zcbench.proxies.rankfuse import mean_rank
 
     space, pool, _ = gpt2
     cfg = _cfg(proxy="rankfuse:[params,params_nonembedding]", results_dir=str(store), data_dir=str(data_dir))

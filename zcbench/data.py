@@ -18,8 +18,7 @@ from pathlib import Path
 import yaml
 
 
-class DataError(RuntimeError):
-    """A missing or malformed data file; str() is one line naming the file."""
+from zcbench.errors import DataError  # noqa: E402,F401  (defined in zcbench.errors; importable here as before)
 
 
 def cache_dir() -> Path:

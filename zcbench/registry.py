@@ -15,6 +15,8 @@ import warnings
 from importlib import metadata
 from typing import Callable
 
+from zcbench.errors import UnknownNameError  # noqa: F401  (raised here; importable from here as before)
+
 SPACE_GROUP = "zcbench.spaces"
 PROXY_GROUP = "zcbench.proxies"
 
@@ -24,11 +26,6 @@ _PREFIX_FACTORIES: dict[str, Callable] = {}  # e.g. "rankfuse:" -> factory(arg) 
 _loaded = False
 
 
-class UnknownNameError(KeyError):
-    """A space or proxy name that is not registered; str() is a one-line message."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
-        return self.args[0]
 
 
 def register_space(name: str | None = None):
@@ -46,7 +43,7 @@ def register_space(name: str | None = None):
 
 
 def register_proxy(name: str | None = None):
-    """Class decorator for a proxy (see ``zcbench.engine.Proxy``)."""
+    """Class decorator for a proxy (see ``zcbench.proxy.Proxy``)."""
 
     def deco(cls):
         key = name or cls.name
@@ -93,7 +90,6 @@ def load_plugins(force: bool = False) -> None:
     if _loaded and not force:
         return
     _loaded = True
-    importlib.import_module("zcbench.fusion")  # core set-level proxies (rankfuse:[...])
     _import_package_modules("zcbench.spaces")
     _import_package_modules("zcbench.proxies")
     _load_entry_points(SPACE_GROUP)

@@ -28,8 +28,7 @@ from zcbench.store import ScoreFile, atomic_write_text, summary_path
 DATA_FREE_NEEDS = frozenset({"arch", "weights"})
 
 
-class ConfigError(ValueError):
-    """A malformed configuration value; str() is one line naming the key."""
+from zcbench.errors import ConfigError  # noqa: E402,F401  (defined in zcbench.errors; importable here as before)
 
 
 @dataclass
@@ -145,7 +144,7 @@ def _log(msg: str) -> None:
 
 def _expand(rc: RunConfig):
     """Requested proxies, and the per-arch proxies to score (set proxies' components added)."""
-    from zcbench.fusion import SetProxy
+    from zcbench.proxy import SetProxy
 
     requested = [get_proxy(name, **rc.proxy_options.get(name, {})) for name in rc.proxies]
     per_arch: dict[str, object] = {}

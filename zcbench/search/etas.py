@@ -220,7 +220,7 @@ class PoolScores:
         if cfg.proxy == NONE:
             self.table = pd.DataFrame({NONE: 0.0}, index=self.ids)
             return
-        from zcbench.fusion import SetProxy
+        from zcbench.proxy import SetProxy
         from zcbench.runner import RunConfig, _expand, data_config, run
         from zcbench.store import ScoreFile
 

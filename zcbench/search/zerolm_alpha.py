@@ -41,7 +41,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from zcbench.engine import Proxy, score_arch
+from zcbench.engine import score_arch
+from zcbench.proxy import Proxy
 
 GRID = np.round(np.linspace(0.0, 1.0, 101), 2)
 KS = (5, 10, 20, 50)

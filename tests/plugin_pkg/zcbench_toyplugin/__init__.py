@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from zcbench import register_proxy, register_space
-from zcbench.engine import Proxy
+from zcbench.proxy import Proxy
 from zcbench.space import Arch, Batch, ModelOutput, Space
 
 

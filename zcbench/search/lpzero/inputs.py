@@ -58,7 +58,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zcbench.engine import Proxy, score_arch
+from zcbench.engine import score_arch
+from zcbench.proxy import Proxy
 from zcbench.search.lpzero.ops import INPUTS
 
 CACHE_VERSION = "1"
