@@ -9,7 +9,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 
-os.environ.setdefault("ZCBENCH_DATA", str(DEFAULT_DATA))
+# Absolute, so that subprocesses started in other folders (tests that run `python -c` or the CLI
+# in a temporary directory) find the same data: a relative ZCBENCH_DATA=../shared/data given on
+# the command line would otherwise resolve against their working directory.
+os.environ["ZCBENCH_DATA"] = str(Path(os.environ.get("ZCBENCH_DATA") or DEFAULT_DATA).expanduser().resolve())
 
 
 @pytest.fixture(scope="session")

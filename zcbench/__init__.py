@@ -22,4 +22,15 @@ from zcbench.registry import (  # noqa: E402
     register_space,
 )
 
-__all__ = ["create_space", "get_proxy", "list_proxies", "list_spaces", "register_proxy", "register_space", "__version__"]
+__all__ = ["create_space", "evaluate", "get_proxy", "list_proxies", "list_spaces", "register_proxy", "register_space",
+           "score", "__version__"]
+
+
+def __getattr__(name: str):
+    # zcbench.evaluate / zcbench.score live in zcbench.api (jobs layer), imported on first use so
+    # that `import zcbench` stays a core-only import (no import cycle with the runner).
+    if name in ("evaluate", "score"):
+        from zcbench import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'zcbench' has no attribute {name!r}")

@@ -121,7 +121,15 @@ def _cmd_run(argv: list[str], mode: str = "run") -> None:
     import hydra
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
-    argv = _prepare_overrides(argv)
+    from zcbench.runner import ConfigError, results_overrides, run_help
+
+    if any(a in ("-h", "--help") for a in argv):
+        print(run_help())
+        return
+    try:
+        argv = results_overrides(_prepare_overrides(argv))
+    except ConfigError as exc:
+        _fail(str(exc))
     sys.argv = [sys.argv[0]] + argv
 
     @hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")
