@@ -276,7 +276,7 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _expand(rc: RunConfig):
+def expand_proxies(rc: RunConfig):
     """Requested proxies, and the per-arch proxies to score (set proxies' components added)."""
     from zcbench.proxy import SetProxy
 
@@ -346,7 +346,7 @@ def run_job(rc: RunConfig, mode: str = "run") -> JobResult:
         rc = table_run_config(rc)
     space = create_space(rc.space, data_dir=rc.data_dir, target=rc.target, **rc.space_options)
     rc = resolve_seq_len(rc, space)
-    proxies, set_proxies = _expand(rc)
+    proxies, set_proxies = expand_proxies(rc)
     shard = rc.shard if mode == "run" else None
     archs = select_archs(space, rc.n_archs, rc.seed, shard)
 

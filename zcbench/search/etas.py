@@ -221,7 +221,7 @@ class PoolScores:
             self.table = pd.DataFrame({NONE: 0.0}, index=self.ids)
             return
         from zcbench.proxy import SetProxy
-        from zcbench.runner import RunConfig, _expand, data_config, run
+        from zcbench.runner import RunConfig, data_config, expand_proxies, run
         from zcbench.store import ScoreFile
 
         rc = RunConfig(space=cfg.space, proxies=[cfg.proxy], seed=cfg.proxy_seed, batch_size=cfg.batch_size,
@@ -229,7 +229,7 @@ class PoolScores:
                        data_dir=cfg.data_dir, results_dir=cfg.results_dir, space_options=dict(cfg.space_options),
                        proxy_options=dict(cfg.proxy_options), bootstrap=0, progress=cfg.progress)
         run(rc)  # scores whatever the store lacks (the whole stored table), then correlates
-        per_arch, sets = _expand(rc)
+        per_arch, sets = expand_proxies(rc)
         from zcbench.runner import DATA_FREE_NEEDS
 
         batch_info = None
