@@ -53,7 +53,8 @@ Eq. 16 gives rho 0.957 / tau 0.859 (tests/test_ntsr.py reproduces both pairs).
 Run identity: the default (Eq. 16) is version 2 with ``variant`` in its options;
 ``variant=rank_recursion`` is version 1 with the options v1 had (``cap``, ``seq_len``), so
 its run key equals the stored v1 keys (tested) and reruns resume. ``cap`` has no effect on
-Eq. 16 and is not part of its identity.
+Eq. 16 and is not part of its identity. The proxy ``sept_rank_recursion`` is the same
+variant under its own name, so both bounds get a leaderboard row.
 
 Layers counted: none (data-free formula of the block widths, depth and token count).
 
@@ -177,3 +178,19 @@ class SEPT(Proxy):
         if self.options["variant"] == "eq16":
             return sept_eq16(block_widths(s), n)
         return sept_bound(s["n_layer"], s["d_model"], n, layer_exponents(s), bool(self.options["cap"]))
+
+
+@register_proxy("sept_rank_recursion")
+class SEPTRankRecursion(SEPT):
+    """The project's earlier bound as its own leaderboard row (= ``sept variant=rank_recursion``)."""
+
+    defaults = {"cap": True, "seq_len": None}
+
+    def __init__(self, **kwargs):
+        Proxy.__init__(self, **kwargs)
+        self.options["variant"] = "rank_recursion"
+        self.version = VERSIONS["rank_recursion"]
+
+    @property
+    def identity_options(self) -> dict:
+        return {"cap": self.options["cap"], "seq_len": self.options["seq_len"]}

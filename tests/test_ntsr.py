@@ -394,3 +394,15 @@ def test_ntsr_is_rankfuse_of_ntkt_and_sept(tmp_path, data_dir):
     ranks = [rankdata([comp[c][i] for i in ids]) for c in ("ntkt", "sept")]
     for j, i in enumerate(ids):
         assert fused["ntsr"][i] == pytest.approx((ranks[0][j] + ranks[1][j]) / 2)
+
+
+def test_sept_rank_recursion_named_variant_equals_the_option(data_dir):
+    g = create_space("gpt2", data_dir=data_dir)
+    archs = g.stored()[:5]
+    rr = get_proxy("sept_rank_recursion")
+    opt = get_proxy("sept", variant="rank_recursion")
+    assert rr.version == opt.version == "1" and rr.identity_options == opt.identity_options
+    for a in archs:
+        assert score_arch(g, a, [rr])["sept_rank_recursion"].value == score_arch(g, a, [opt])["sept"].value
+    with pytest.raises(ValueError, match="unknown option"):
+        get_proxy("sept_rank_recursion", variant="eq16")
