@@ -19,7 +19,6 @@ import argparse
 import re
 import sys
 import warnings
-from pathlib import Path
 
 # Hydra's plug-in launchers register structured configs under the same names as our shipped
 # conf/hydra/launcher/*.yaml; the merge is intended, the warning is noise.
@@ -30,18 +29,22 @@ USAGE = __doc__
 
 
 def _fail(msg: str, code: int = 2):
-    print(f"zcbench: error: {msg}", file=sys.stderr)
-    sys.exit(code)
+    from zcbench.config import fail
+
+    fail(msg, code)
 
 
 def conf_dir() -> str:
-    import zcbench.conf
+    """The shipped ``conf/`` folder (:func:`zcbench.config.conf_dir`)."""
+    from zcbench.config import conf_dir as _conf_dir
 
-    return str(Path(zcbench.conf.__file__).parent)
+    return _conf_dir()
 
 
 def _space_choices() -> list[str]:
-    return sorted(p.stem for p in (Path(conf_dir()) / "space").glob("*.yaml"))
+    from zcbench.config import space_conf_names
+
+    return space_conf_names()
 
 
 def _prepare_overrides(argv: list[str], allow_none: bool = False) -> list[str]:
@@ -97,30 +100,12 @@ def _plain(node) -> dict:
     return OmegaConf.to_container(node, resolve=True) if node is not None else {}
 
 
-def _proxy_options(names, overrides: dict) -> dict:
-    """Defaults from conf/proxy/<name>.yaml (``options:``) updated by ``proxy_options.<name>.*``."""
-    from omegaconf import OmegaConf
-
-    out = {}
-    for name in names:
-        path = Path(conf_dir()) / "proxy" / f"{name}.yaml"
-        base = OmegaConf.load(path).get("options") or {} if path.exists() else {}
-        merged = OmegaConf.merge(OmegaConf.create(dict(base)), OmegaConf.create(overrides.get(name, {}) or {}))
-        opts = OmegaConf.to_container(merged, resolve=True)
-        if opts:
-            out[name] = opts
-    unknown = set(overrides) - set(names)
-    if unknown:
-        from zcbench.runner import ConfigError
-
-        raise ConfigError(f"proxy_options names proxies not in this run: {', '.join(sorted(unknown))}")
-    return out
 
 
 def _cmd_run(argv: list[str], mode: str = "run") -> None:
-    import hydra
-    from omegaconf import DictConfig, ListConfig, OmegaConf
+    from omegaconf import ListConfig
 
+    from zcbench.config import hydra_job
     from zcbench.runner import ConfigError, results_overrides, run_help
 
     if any(a in ("-h", "--help") for a in argv):
@@ -130,32 +115,24 @@ def _cmd_run(argv: list[str], mode: str = "run") -> None:
         argv = results_overrides(_prepare_overrides(argv))
     except ConfigError as exc:
         _fail(str(exc))
-    sys.argv = [sys.argv[0]] + argv
+    def entry(cfg) -> None:
+        from zcbench.config import proxy_options
+        from zcbench.runner import RunConfig, run
 
-    @hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")
-    def task(cfg: DictConfig) -> None:
-        from zcbench.data import DataError
-        from zcbench.registry import UnknownNameError
-        from zcbench.runner import ConfigError, RunConfig, run
+        proxy = cfg.proxies
+        proxies = list(proxy) if isinstance(proxy, ListConfig) else [str(proxy)]
+        rc = RunConfig(
+            space=str(cfg.space.name), proxies=[str(p) for p in proxies], seed=cfg.seed,
+            batch_size=cfg.batch_size, seq_len=cfg.seq_len, n_archs=cfg.n_archs, target=cfg.target,
+            device=str(cfg.device), data_dir=cfg.data_dir, results_dir=str(cfg.results_dir), shard=cfg.shard,
+            space_options=_plain(cfg.space.get("options")),
+            proxy_options=proxy_options(proxies, _plain(cfg.proxy_options)),
+            bootstrap=cfg.bootstrap, progress=bool(cfg.progress),
+        )
+        run(rc, mode=mode)
 
-        try:
-            proxy = cfg.proxies
-            proxies = list(proxy) if isinstance(proxy, ListConfig) else [str(proxy)]
-            rc = RunConfig(
-                space=str(cfg.space.name), proxies=[str(p) for p in proxies], seed=cfg.seed,
-                batch_size=cfg.batch_size, seq_len=cfg.seq_len, n_archs=cfg.n_archs, target=cfg.target,
-                device=str(cfg.device), data_dir=cfg.data_dir, results_dir=str(cfg.results_dir), shard=cfg.shard,
-                space_options=_plain(cfg.space.get("options")),
-                proxy_options=_proxy_options(proxies, _plain(cfg.proxy_options)),
-                bootstrap=cfg.bootstrap, progress=bool(cfg.progress),
-            )
-            run(rc, mode=mode)
-        except (ConfigError, UnknownNameError, DataError) as exc:
-            _job_fail(str(exc))
-        except ValueError as exc:  # e.g. a space rejecting target=... or a proxy rejecting an option
-            _job_fail(str(exc).splitlines()[0])
-
-    task()
+    # bad input (ConfigError, UnknownNameError, DataError, a space rejecting target=...): one line, exit 2
+    hydra_job("config", entry, argv)
 
 
 def _cmd_list(argv: list[str]) -> None:
@@ -222,43 +199,13 @@ def _cmd_leaderboard(argv: list[str]) -> None:
     sys.exit(main_leaderboard(argv))
 
 
-def _job_fail(msg: str) -> None:
-    """Fail a Hydra job: one line and exit 2 in a single run; raise under a launcher (multirun),
-    where sys.exit inside a worker (joblib, Ray) would be reported as a crash without the message."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    try:
-        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
-    except Exception:
-        multirun = False
-    if multirun:
-        raise RuntimeError(f"zcbench: error: {msg}")
-    _fail(msg)
-
 
 def _hydra_command(config_name: str, entry, argv: list[str], allow_none: bool = False) -> None:
-    """Compose ``conf/<config_name>.yaml`` with the overrides and call ``entry(cfg)``, turning
-    bad input into one-line errors (the pattern of ``run``)."""
-    import hydra
-    from omegaconf import DictConfig
+    """Check the overrides (names, keys, values) and run ``entry(cfg)`` on ``conf/<config_name>.yaml``
+    through the one Hydra job wrapper (:func:`zcbench.config.hydra_job`: bad input is one line)."""
+    from zcbench.config import hydra_job
 
-    sys.argv = [sys.argv[0]] + _prepare_overrides(argv, allow_none=allow_none)
-
-    @hydra.main(config_path=conf_dir(), config_name=config_name, version_base="1.3")
-    def task(cfg: DictConfig) -> None:
-        from zcbench.data import DataError
-        from zcbench.registry import UnknownNameError
-        from zcbench.runner import ConfigError
-
-        try:
-            entry(cfg)
-        except (ConfigError, UnknownNameError, DataError) as exc:
-            _job_fail(str(exc))
-        except ValueError as exc:
-            _job_fail(str(exc).splitlines()[0])
-
-    task()
+    hydra_job(config_name, entry, _prepare_overrides(argv, allow_none=allow_none))
 
 
 def _cmd_search(argv: list[str]) -> None:

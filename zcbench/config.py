@@ -1,17 +1,43 @@
-"""Shipped configuration (core layer): where ``conf/`` is, proxy option defaults, space defaults.
+"""Configuration (core layer): where things are, shipped defaults, and how a job fails.
 
-``conf/`` holds the Hydra configs (``config.yaml``, ``space/<name>.yaml``,
-``proxy/<name>.yaml``, the job configs). Jobs that compose their own settings (``etas``,
-``search``, the report's space labels) read the same files through these functions.
+* where: :func:`conf_dir` (the Hydra configs), :func:`cache_dir`, :func:`resolve_data_dir`;
+* shipped defaults: :func:`default_space_options` (``conf/space/<name>.yaml``),
+  :func:`proxy_conf_options` / :func:`proxy_options` (``conf/proxy/<name>.yaml`` merged with
+  ``proxy_options.<name>.*`` overrides);
+* values: :func:`parse_shard`;
+* failing: :func:`fail` (one line, exit 2), :func:`job_fail` (the same inside a Hydra job,
+  raising under a multirun launcher) and :func:`hydra_job`, the one wrapper every Hydra
+  command (``run``, ``merge``, ``search``, ``etas``, ``groundtruth build``) goes through.
+
+Jobs that compose their own settings (``etas``, ``search``, the report's space labels)
+read the shipped files through these functions rather than through the command line.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import yaml
 
-from zcbench.errors import ConfigError
+from zcbench.errors import USER_ERRORS, ConfigError
+
+
+def cache_dir() -> Path:
+    """``$ZCBENCH_CACHE``, else ``$XDG_CACHE_HOME/zcbench``, else ``~/.cache/zcbench``."""
+    root = os.environ.get("ZCBENCH_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"),
+                                                           "zcbench")
+    return Path(root)
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The ground-truth data dir: ``data_dir`` if given, else ``$ZCBENCH_DATA``, else ``<cache>/data``."""
+    if data_dir:
+        return Path(data_dir).expanduser().resolve()
+    env = os.environ.get("ZCBENCH_DATA")
+    if env:
+        return Path(env).expanduser().resolve()
+    return cache_dir() / "data"
 
 
 def conf_dir() -> str:
@@ -92,3 +118,40 @@ def job_fail(msg: str) -> None:
     if multirun:
         raise RuntimeError(f"zcbench: error: {msg}")
     fail(msg)
+
+
+def parse_shard(shard) -> tuple[int, int] | None:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``; None/""/"null" -> None; anything else a ConfigError."""
+    if shard in (None, "", "null"):
+        return None
+    try:
+        i, n = (int(x) for x in str(shard).split("/"))
+    except ValueError:
+        raise ConfigError(f"shard must look like i/n (e.g. 0/3), got {shard!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ConfigError(f"shard must satisfy 0 <= i < n, got {shard!r}")
+    return i, n
+
+
+def hydra_job(config_name: str, entry, overrides: list[str]) -> None:
+    """Compose ``conf/<config_name>.yaml`` with ``overrides`` and call ``entry(cfg)``.
+
+    Bad input (:data:`zcbench.errors.USER_ERRORS`, or any ``ValueError`` such as a space
+    rejecting an option) becomes one line and exit status 2 (:func:`job_fail`); a bug still
+    shows its traceback. Hydra reads ``sys.argv``, so it is set to the overrides.
+    """
+    import hydra
+    from omegaconf import DictConfig
+
+    sys.argv = [sys.argv[0]] + list(overrides)
+
+    @hydra.main(config_path=conf_dir(), config_name=config_name, version_base="1.3")
+    def task(cfg: DictConfig) -> None:
+        try:
+            entry(cfg)
+        except USER_ERRORS as exc:
+            job_fail(str(exc))
+        except ValueError as exc:
+            job_fail(str(exc).splitlines()[0])
+
+    task()

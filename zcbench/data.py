@@ -21,18 +21,8 @@ import yaml
 from zcbench.errors import DataError  # noqa: E402,F401  (defined in zcbench.errors; importable here as before)
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("ZCBENCH_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "zcbench")
-    return Path(root)
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    if data_dir:
-        return Path(data_dir).expanduser().resolve()
-    env = os.environ.get("ZCBENCH_DATA")
-    if env:
-        return Path(env).expanduser().resolve()
-    return cache_dir() / "data"
+# Where the data dir and the cache are: zcbench.config (importable from here as before).
+from zcbench.config import cache_dir, resolve_data_dir  # noqa: E402,F401
 
 
 def _need(path: Path, hint: str = "") -> Path:

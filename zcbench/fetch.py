@@ -40,7 +40,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from zcbench.data import DataError, resolve_data_dir
+from zcbench.config import resolve_data_dir
+from zcbench.errors import DataError
 
 MANIFEST = Path(__file__).with_name("manifest.json")
 MIRROR_ENV = "ZCBENCH_MIRROR"

@@ -36,7 +36,6 @@ import os
 import platform
 import random
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,14 +46,13 @@ import yaml
 
 from zcbench import metrics
 from zcbench.data import DataError, GroundTruthTable, read_groundtruth_table, resolve_table
+from zcbench.errors import BuildError, ConfigError
+from zcbench.provenance import source_commit
 from zcbench.store import atomic_write_text
 
 USAGE = """usage:
   python -m zcbench groundtruth build [hydra overrides]     e.g. recipe=lm_wt2 n_archs=100 seeds=[0,1]
   python -m zcbench groundtruth ceiling table=<name or path> [results_dir=results] [bootstrap=1000]"""
-
-
-from zcbench.errors import BuildError  # noqa: E402,F401  (defined in zcbench.errors; importable here as before)
 
 
 def _now() -> str:
@@ -125,17 +123,6 @@ def machine() -> dict:
         pass
     return {"host": socket.gethostname(), "platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
             "python": platform.python_version(), "torch": str(torch.__version__), "threads": torch.get_num_threads()}
-
-
-def git_commit() -> str | None:
-    root = Path(__file__).resolve().parents[1]
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10)
-        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if sha.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 # ---------------------------------------------------------------------------
@@ -232,7 +219,7 @@ def _header(cfg: dict, space, recipe: dict, command: str) -> dict:
         "sample_seed": cfg["sample_seed"],
         "command": command,
         "machine": machine(),
-        "zcbench_commit": git_commit(),
+        "zcbench_commit": source_commit(),
         "created": _now(),
     }
 
@@ -273,7 +260,7 @@ def build(cfg: dict, command: str = "") -> dict:
     """Train the missing (arch, seed) pairs of this shard into the table; returns the header summary."""
     from zcbench.recipes import TASKS
     from zcbench.registry import create_space
-    from zcbench.runner import parse_shard
+    from zcbench.config import parse_shard
 
     recipe = cfg["recipe"]
     space_name = cfg.get("space") or recipe["space"]
@@ -345,8 +332,6 @@ def table_run_config(rc):
     """RunConfig with the ``table`` space option resolved: the table's space options applied
     (they win over the space's defaults, so proxies see the trained networks) and its
     reference normalised. ``table: null`` is dropped (no effect on run keys)."""
-    from zcbench.runner import ConfigError
-
     opts = dict(rc.space_options)
     ref = opts.pop("table", None)
     if not ref:
@@ -361,7 +346,7 @@ def table_run_config(rc):
     if not t.archs:
         raise ConfigError(f"table {ref} has no rows yet ({folder / 'table.jsonl'})")
     max_len = t.meta.get("max_seq_len")
-    if max_len and rc.seq_len > int(max_len):
+    if max_len and rc.seq_len is not None and rc.seq_len > int(max_len):
         raise ConfigError(f"seq_len={rc.seq_len} exceeds the {max_len} positions of table {t.name}'s networks; "
                           f"pass seq_len={max_len} (or less)")
     opts.update(t.space_options)
@@ -428,28 +413,18 @@ def _cmd_ceiling(argv: list[str]) -> int:
 
 
 def _cmd_build(argv: list[str]) -> None:
-    import hydra
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import OmegaConf
 
-    from zcbench.cli import _job_fail, conf_dir
+    from zcbench.config import hydra_job
 
     command = "python -m zcbench groundtruth build " + " ".join(argv)
-    sys.argv = [sys.argv[0]] + argv
 
-    @hydra.main(config_path=conf_dir(), config_name="groundtruth", version_base="1.3")
-    def task(cfg: DictConfig) -> None:
-        from zcbench.runner import ConfigError
-
+    def entry(cfg) -> None:
         plain = OmegaConf.to_container(cfg, resolve=True)
         plain["space"] = (plain.get("space") or {}).get("name") if isinstance(plain.get("space"), dict) else plain.get("space")
-        try:
-            build(plain, command=command)
-        except (BuildError, ConfigError, DataError) as exc:
-            _job_fail(str(exc))
-        except ValueError as exc:
-            _job_fail(str(exc).splitlines()[0])
+        build(plain, command=command)
 
-    task()
+    hydra_job("groundtruth", entry, argv)
 
 
 def main_groundtruth(argv: list[str]) -> None:

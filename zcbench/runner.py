@@ -181,16 +181,7 @@ def proxy_label(obj) -> str:
     return getattr(obj, "__name__", type(obj).__name__)
 
 
-def parse_shard(shard) -> tuple[int, int] | None:
-    if shard in (None, "", "null"):
-        return None
-    try:
-        i, n = (int(x) for x in str(shard).split("/"))
-    except ValueError:
-        raise ConfigError(f"shard must look like i/n (e.g. 0/3), got {shard!r}") from None
-    if not (n >= 1 and 0 <= i < n):
-        raise ConfigError(f"shard must satisfy 0 <= i < n, got {shard!r}")
-    return i, n
+from zcbench.config import parse_shard  # noqa: E402,F401  (``i/n`` -> (i, n); importable from here as before)
 
 
 def check_config(rc: RunConfig) -> None:
@@ -255,21 +246,8 @@ def data_config(rc: RunConfig, space, proxy, batch_info: dict | None) -> dict:
     return cfg
 
 
-def source_commit() -> str | None:
-    """The git commit of the zcbench source tree that scores, when run from a checkout (provenance)."""
-    import subprocess
-    from pathlib import Path
-
-    root = Path(zcbench.__file__).resolve().parents[1]
-    if not (root / ".git").exists():
-        return None
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (out.stdout.strip() + ("+dirty" if dirty else "")) if out.returncode == 0 else None
+# The code's commit for the score files' provenance: zcbench.provenance (importable from here as before).
+from zcbench.provenance import source_commit  # noqa: E402,F401
 
 
 def _log(msg: str) -> None:

@@ -351,10 +351,10 @@ def run_etas(cfg: ETASConfig, write: bool = True) -> pd.DataFrame:
               f"{len(res['evaluated'])} evaluations ({res['iterations']} iterations)", flush=True)
     df = pd.DataFrame(rows)
     if write:
-        from zcbench.store import _safe, atomic_write_text
+        from zcbench.store import atomic_write_text, safe_name
 
         sdir = Path(cfg.search_dir or Path(cfg.results_dir) / "search")
-        atomic_write_text(sdir / f"etas-{space.name}-{_safe(cfg.proxy)}.csv", df.to_csv(index=False))
+        atomic_write_text(sdir / f"etas-{space.name}-{safe_name(cfg.proxy)}.csv", df.to_csv(index=False))
         summarize_search(sdir, space, Path(cfg.table_dir or Path(cfg.results_dir) / "etas"))
     return df
 
@@ -432,9 +432,9 @@ def config_from_hydra(cfg) -> list[ETASConfig]:
     for name in names:
         popts = {}
         if name != NONE:  # defaults from conf/proxy/<name>.yaml, as `run` merges them (same store keys)
-            from zcbench.cli import _proxy_options
+            from zcbench.config import proxy_options
 
-            popts = _proxy_options([name], {k: v for k, v in overrides.items() if k == name})
+            popts = proxy_options([name], {k: v for k, v in overrides.items() if k == name})
             popts.update({k: v for k, v in overrides.items() if k != name})  # e.g. options of components
         out.append(ETASConfig(
             space=space_name, proxy=name, seeds=seeds, N0=int(cfg.N0), n0=int(cfg.n0), N_m=int(cfg.N_m),
@@ -488,7 +488,7 @@ def correlation_table(spaces, results_dir: str, batch_size: int, seq_len: int, s
     for name in spaces:
         from omegaconf import OmegaConf
 
-        from zcbench.cli import conf_dir
+        from zcbench.config import conf_dir
 
         conf = Path(conf_dir()) / "space" / f"{name}.yaml"
         opts = OmegaConf.to_container(OmegaConf.load(conf)).get("options") or {} if conf.exists() else {}
@@ -554,8 +554,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "table":
         _table_main(sys.argv[2:])
     else:
-        import hydra
+        from zcbench.config import hydra_job
 
-        from zcbench.cli import conf_dir
-
-        hydra.main(config_path=conf_dir(), config_name="etas", version_base="1.3")(main_etas)()
+        hydra_job("etas", main_etas, sys.argv[1:])

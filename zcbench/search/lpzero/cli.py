@@ -53,7 +53,7 @@ def _space_and_archs(space_name: str, cfg, n_archs, seed: int):
     else:  # another space: its own conf/space/<name>.yaml options, as `run space=<name>` would use
         from omegaconf import OmegaConf
 
-        from zcbench.cli import conf_dir
+        from zcbench.config import conf_dir
 
         f = Path(conf_dir()) / "space" / f"{space_name}.yaml"
         opts = _plain(OmegaConf.load(f).get("options")) if f.exists() else {}

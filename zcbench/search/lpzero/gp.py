@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from zcbench.search.lpzero import rules
+import zcbench.search.lpzero.rules as rules
 from zcbench.search.lpzero.evaluate import Evaluator, spearman, valid_scores
 from zcbench.search.lpzero.expr import Expr, random_expr, sample_unary
 from zcbench.search.lpzero.ops import BINARY_NAMES, INPUTS
