@@ -44,7 +44,9 @@ def _plain(node):
     return OmegaConf.to_container(node, resolve=True) if node is not None else {}
 
 
-def _space_and_archs(space_name: str, cfg, n_archs, seed: int):
+def space_and_archs(space_name: str, cfg, n_archs, seed: int):
+    """``(space, archs, space options)``: the stored architectures with a finite ground truth, sorted by
+    ID, or a seeded sample of ``n_archs`` of them; options from the search config or ``conf/space``."""
     from zcbench.registry import create_space
     from zcbench.runner import select_archs
 
@@ -68,20 +70,22 @@ def _space_and_archs(space_name: str, cfg, n_archs, seed: int):
     return space, archs, opts
 
 
-def _cache_config(cfg, space_name: str, opts: dict) -> CacheConfig:
+def cache_config(cfg, space_name: str, opts: dict) -> CacheConfig:
+    """The input-cache key of a search config (what the captured inputs depend on)."""
     return CacheConfig(space=space_name, seed=int(cfg.data_seed), batch_size=int(cfg.batch_size),
                        seq_len=int(cfg.seq_len), rows=int(cfg.rows), cols=int(cfg.cols),
                        subsample_seed=int(cfg.subsample_seed), device=str(cfg.device), space_options=opts)
 
 
-def _truth(space, archs) -> np.ndarray:
+def oriented_truth(space, archs) -> np.ndarray:
+    """Ground truth of ``archs``, negated when lower is better (higher = better)."""
     t = np.array([space.truth(a) for a in archs], dtype=float)
     return t if space.higher_is_better else -t
 
 
 def build_fitness(cfg, space_name: str, n_archs, seed: int):
-    space, archs, opts = _space_and_archs(space_name, cfg, n_archs, seed)
-    cc = _cache_config(cfg, space_name, opts)
+    space, archs, opts = space_and_archs(space_name, cfg, n_archs, seed)
+    cc = cache_config(cfg, space_name, opts)
     t0 = time.perf_counter()
     per_arch = load_or_capture(space, archs, cc)
     t_cache = time.perf_counter() - t0
@@ -90,7 +94,7 @@ def build_fitness(cfg, space_name: str, n_archs, seed: int):
     info = {"space": space_name, "n_archs": len(archs), "cache_key": cc.key, "cache_dir": str(cc.folder()),
             "cache_seconds": round(t_cache, 2), "bytes_per_arch": int(np.mean([nbytes(per_arch[a.id]) for a in archs])),
             "bank_bytes": bank.nbytes, "metric": space.metric}
-    return Fitness(ev, _truth(space, archs)), archs, info
+    return Fitness(ev, oriented_truth(space, archs)), archs, info
 
 
 def _search_config(cfg, **over) -> SearchConfig:
@@ -279,8 +283,8 @@ def task_transfer(cfg) -> list[dict]:
     rows = []
     for sp in cfg.eval_spaces:
         sp = str(sp)
-        space, archs, opts = _space_and_archs(sp, cfg, None, 0)
-        cc = _cache_config(cfg, sp, opts)
+        space, archs, opts = space_and_archs(sp, cfg, None, 0)
+        cc = cache_config(cfg, sp, opts)
         n_all = len(archs)
         if cfg.get("eval_cached_only"):
             # only architectures whose inputs are already on disk (arch-id order is a hash:
@@ -289,7 +293,7 @@ def task_transfer(cfg) -> list[dict]:
         per_arch = load_or_capture(space, archs, cc)
         bank = Bank([a.id for a in archs], per_arch)
         ev = Evaluator(bank)
-        truth = _truth(space, archs)
+        truth = oriented_truth(space, archs)
         params = get_proxy("params")
         from zcbench.engine import score_arch
 
@@ -309,8 +313,8 @@ def task_transfer(cfg) -> list[dict]:
 
 def task_cache(cfg) -> dict:
     space_name = str(cfg.space.name)
-    space, archs, opts = _space_and_archs(space_name, cfg, cfg.n_archs, _arch_seed(cfg))
-    cc = _cache_config(cfg, space_name, opts)
+    space, archs, opts = space_and_archs(space_name, cfg, cfg.n_archs, _arch_seed(cfg))
+    cc = cache_config(cfg, space_name, opts)
     t0 = time.perf_counter()
     per = load_or_capture(space, archs, cc)
     out = {"space": space_name, "n_archs": len(archs), "seconds": round(time.perf_counter() - t0, 1),
