@@ -244,18 +244,45 @@ def test_report_and_leaderboard_without_data_fail_and_keep_the_previous_output(d
     for p in ("params", "params_nonembedding"):
         run(RunConfig(space="gpt2", proxies=[p], n_archs=8, data_dir=str(data_dir), results_dir=str(res),
                       bootstrap=0, progress=False, echo=False))
+    # damage the store the way the issue did: a JSON list, a record without arch_id, a corrupted meta.json
+    jsonl = next((res / "scores" / "gpt2" / "params").glob("*.jsonl"))
+    with open(jsonl, "a") as fh:
+        fh.write('[1, 2]\n{"score": 3.0}\n')
+    damaged = jsonl.read_bytes()
+    (jsonl.parent / "seed9-0000000000-v1.meta.json").write_text('{"space": "gpt2", "pro')
     out, site = tmp_path / "report", tmp_path / "site"
     common = ["--results-dir", str(res), "--bootstrap", "0"]
     assert main_report(common + ["--data-dir", str(data_dir), "--out", str(out), "--figures", ""]) == 0
     assert main_leaderboard(common + ["--data-dir", str(data_dir), "--out", str(site), "--no-figures"]) == 0
     before = {p: p.read_bytes() for p in list(out.rglob("*")) + list(site.rglob("*")) if p.is_file()}
     assert before
+    assert jsonl.read_bytes() == damaged  # reports read the store, they never change it
     nodata = str(tmp_path / "no-data")
     assert main_report(common + ["--data-dir", nodata, "--out", str(out), "--figures", ""]) == 2
     assert main_leaderboard(common + ["--data-dir", nodata, "--out", str(site), "--no-figures"]) == 2
     after = {p: p.read_bytes() for p in list(out.rglob("*")) + list(site.rglob("*")) if p.is_file()}
     assert after == before
-    assert not [p for p in tmp_path.iterdir() if ".building" in p.name]  # no staging folder left behind
+    # a site build that fails half-way leaves the previous site as it was, and no staging folder
+    import zcbench.leaderboard as lb
+    from zcbench.report.cli import add_common_args, build_from_args
+
+    ap = __import__("argparse").ArgumentParser()
+    add_common_args(ap)
+    data = build_from_args(ap.parse_args(common + ["--data-dir", str(data_dir)]))
+
+    def boom(*a, **k):
+        raise RuntimeError("disk gone")
+
+    orig = lb.index_page
+    lb.index_page = boom
+    try:
+        with pytest.raises(RuntimeError):
+            lb.build_site(data, site, figures=False, data_dir=data_dir)
+    finally:
+        lb.index_page = orig
+    after = {p: p.read_bytes() for p in list(out.rglob("*")) + list(site.rglob("*")) if p.is_file()}
+    assert after == before
+    assert not [p for p in tmp_path.iterdir() if ".building" in p.name or p.name.endswith(".old")]
 
 
 # ---- 5: environment faults -------------------------------------------------------------------
@@ -362,3 +389,24 @@ def test_every_torch_load_passes_weights_only_true():
                     if not ok:
                         offenders.append(f"{py.relative_to(REPO)}:{node.lineno}")
     assert offenders == []
+
+
+def test_searched_files_are_data_parsed_by_a_whitelist(tmp_path):
+    import yaml
+
+    from zcbench.search.lpzero.expr import load_expr_file
+
+    marker = tmp_path / "pwned"
+    tagged = tmp_path / "tagged.yaml"
+    tagged.write_text(f"expression: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(yaml.YAMLError):
+        load_expr_file(tagged)
+    inject = tmp_path / "inject.yaml"
+    inject.write_text(yaml.safe_dump({"expression": {"formula": f"__import__('os').system('touch {marker}') + A"}}))
+    with pytest.raises(ValueError):
+        load_expr_file(inject)
+    bad_op = tmp_path / "op.yaml"
+    bad_op.write_text(yaml.safe_dump({"expression": {"inputs": ["A", "G"], "ops": [["system"], []], "binary": "+"}}))
+    with pytest.raises(ValueError, match="unknown unary operation 'system'"):
+        load_expr_file(bad_op)
+    assert not marker.exists()

@@ -135,3 +135,15 @@ def test_store_errors_are_one_line_and_name_the_path(tmp_path):
     with pytest.raises(StoreError) as e:
         atomic_write_text(blocker / "sub" / "x.json", "{}")
     assert "\n" not in str(e.value)
+
+
+def test_readers_that_must_not_change_the_store_only_report(tmp_path):
+    f = _new(tmp_path)
+    f.append(_rec(0))
+    with open(f.path, "a") as fh:
+        fh.write('{"no": "id"}\n')
+    f.append(_rec(1))
+    before = f.path.read_bytes()
+    with pytest.warns(UserWarning, match="left in place"):
+        assert sorted(f.read(quarantine=False)) == ["a0", "a1"]
+    assert f.path.read_bytes() == before and not f.quarantine_path.exists()

@@ -228,11 +228,12 @@ class ScoreFile:
             warnings.warn(f"{self.meta_path}: {why}; rebuilt from this run's configuration")
         atomic_write_text(self.meta_path, json.dumps({**self.meta, **(extra or {})}, indent=2, sort_keys=True))
 
-    def read(self) -> dict[str, dict]:
+    def read(self, quarantine: bool = True) -> dict[str, dict]:
         """arch_id -> record; first record per ID wins (shards never overlap, reruns skip).
 
         Malformed lines are moved to the quarantine file (reported in one warning line);
-        their architectures are simply scored again by the next run.
+        their architectures are simply scored again by the next run. Readers that must not
+        change the store (``report``) pass ``quarantine=False``: the lines are only reported.
         """
         try:
             text = self.path.read_bytes().decode("utf-8", errors="replace")
@@ -241,8 +242,10 @@ class ScoreFile:
         except OSError as exc:
             raise StoreError(f"cannot read {self.path}: {exc.strerror}") from None
         recs, bad = parse_lines(text)
-        if bad:
+        if bad and quarantine:
             recs = self._quarantine(recs, bad)
+        elif bad:
+            self._report(bad, moved=False, kept="left in place; the next `run` of this configuration moves them")
         out: dict[str, dict] = {}
         for rec in recs:
             rec["score"] = _float(rec.get("score"))  # "nan"/"inf" strings parse back to floats
@@ -284,14 +287,14 @@ class ScoreFile:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def _report(self, bad, moved: bool) -> None:
+    def _report(self, bad, moved: bool, kept: str = "left in place (the folder is not writable)") -> None:
         self.n_quarantined += len(bad)
         reasons: dict[str, int] = {}
         for _, _, why in bad:
             reasons[why] = reasons.get(why, 0) + 1
         what = ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
         lines = ", ".join(str(i) for i, _, _ in bad[:5]) + (" ..." if len(bad) > 5 else "")
-        where = f"moved to {self.quarantine_path}" if moved else "left in place (the folder is not writable)"
+        where = f"moved to {self.quarantine_path}" if moved else kept
         warnings.warn(f"{self.path}: {len(bad)} malformed line(s) ({what}; line {lines}) {where}; "
                       f"their architectures are scored again")
 

@@ -54,7 +54,7 @@ class Run:
             sf = ScoreFile(self.path.parent.parent.parent.parent, self.space_name, self.proxy, self.seed, self.data,
                            self.version)
             if sf.path == self.path:
-                self._records = sf.read()
+                self._records = sf.read(quarantine=False)  # a report never changes the store
             else:  # a file written by another layout version: read it plainly
                 self._records = _read_jsonl(self.path)
         return self._records
@@ -64,12 +64,18 @@ def _read_jsonl(path: Path) -> dict:
     out: dict = {}
     if not path.exists():
         return out
-    for line in path.read_text().splitlines():
+    from zcbench.store import parse_lines
+
+    recs, bad = parse_lines(path.read_text(errors="replace"))  # malformed lines: counted, never a crash
+    if bad:
+        import warnings
+
+        warnings.warn(f"{path}: {len(bad)} malformed line(s) skipped (first: line {bad[0][0]}, {bad[0][2]})")
+    for rec in recs:
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        rec["score"] = float(rec["score"]) if rec.get("score") is not None else math.nan
+            rec["score"] = float(rec["score"]) if rec.get("score") is not None else math.nan
+        except (TypeError, ValueError):
+            rec["score"] = math.nan
         out.setdefault(rec["arch_id"], rec)
     return out
 
