@@ -410,3 +410,14 @@ def test_searched_files_are_data_parsed_by_a_whitelist(tmp_path):
     with pytest.raises(ValueError, match="unknown unary operation 'system'"):
         load_expr_file(bad_op)
     assert not marker.exists()
+
+
+def test_flag_commands_give_one_line_with_the_closest_flag():
+    from zcbench.report import main_report
+
+    proc = _zc("leaderboard", "--outt", "x")
+    assert "unknown flag --outt (did you mean --out?)" in _one_error_line(proc)
+    assert len(proc.stderr.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as e:
+        main_report(["--bootstrp", "5"])
+    assert e.value.code == 2

@@ -202,3 +202,32 @@ def check_proxy_options(proxy: str, defaults: dict, given: dict) -> None:
         else:
             rule = ("any",)
         check_value(key, value, rule, f"proxy {proxy}")
+
+
+def one_line_parser(prog: str, **kw):
+    """An ``argparse.ArgumentParser`` for the flag-style commands (``report``, ``leaderboard``,
+    ``data``) whose errors are one line, with the closest valid flag for an unknown one:
+    ``zcbench report: error: unknown flag --bootstrp (did you mean --bootstrap?)``."""
+    import argparse
+    import sys
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message):  # noqa: D401 - argparse's hook
+            if message.startswith("unrecognized arguments:"):
+                flags = [a for a in message.split(":", 1)[1].split() if a.startswith("-")]
+                valid, todo = set(), [self]
+                while todo:  # this parser's flags and its sub-commands'
+                    ps = todo.pop()
+                    for a in ps._actions:
+                        valid.update(a.option_strings)
+                        todo.extend(getattr(a, "choices", None).values()
+                                    if isinstance(a, argparse._SubParsersAction) else [])
+                if flags:
+                    flag = flags[0].split("=", 1)[0]
+                    near = closest(flag, valid)
+                    message = f"unknown flag {flag}" + (f" (did you mean {near}?)" if near else "") + \
+                        f"; valid flags: {', '.join(sorted(valid))}"
+            print(f"{self.prog}: error: {message}", file=sys.stderr)
+            sys.exit(2)
+
+    return _Parser(prog=prog, **kw)

@@ -35,6 +35,9 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--bootstrap-seed", type=int, default=0)
     ap.add_argument("--all-configs", action="store_true",
                     help="one row per configuration instead of the newest per (space, proxy)")
+    ap.add_argument("--no-cache", action="store_true",
+                    help="recompute every row (default: reuse rows whose inputs are byte-identical, "
+                         "from <results-dir>/cache/report)")
 
 
 def build_from_args(args) -> ReportData:
@@ -42,7 +45,7 @@ def build_from_args(args) -> ReportData:
         raise ReportError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     data = build(args.results_dir, spaces=split_values(args.space), proxies=split_values(args.proxy), baseline=args.baseline,
                  target=args.target, data_dir=args.data_dir, n_resamples=args.bootstrap, seed=args.bootstrap_seed,
-                 all_configs=args.all_configs)
+                 all_configs=args.all_configs, cache=not getattr(args, "no_cache", False))
     require_scorable(data)
     return data
 
@@ -76,7 +79,9 @@ def _formats(value: str, allowed, what: str) -> tuple[str, ...]:
 
 def main_report(argv: list[str] | None = None) -> int:
     """``python -m zcbench report``: tables (md, tex, html, csv) and figures from a results dir."""
-    ap = argparse.ArgumentParser(prog="python -m zcbench report", description=main_report.__doc__)
+    from zcbench.options import one_line_parser
+
+    ap = one_line_parser("python -m zcbench report", description=main_report.__doc__)  # one-line errors
     add_common_args(ap)
     ap.add_argument("--out", default=None, help="output folder (default: <results-dir>/report)")
     ap.add_argument("--formats", default=",".join(TABLE_FORMATS), help="table formats: md,tex,html,csv")
