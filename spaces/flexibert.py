@@ -474,8 +474,11 @@ class FlexiBertSpace(Space):
 
     def records(self) -> list[tuple[str, dict, dict]]:
         """All 500 upstream records as (key, genes, scores), in file order."""
+        from zcbench.embedded import nasbench_rows
+
+        rows = nasbench_rows(self.table_path)  # the embedded copy, only when no data dir is configured
         out = []
-        for row in read_nasbench_bert(self.table_path):
+        for row in (rows if rows is not None else read_nasbench_bert(self.table_path)):
             try:
                 over = row["hparams"]["model_hparam_overrides"]
                 genes = {"hidden_size": over["hidden_size"],

@@ -9,7 +9,8 @@ Commands
   search [overrides]         LPZero proxy search (conf/search.yaml; task=search|ablation|transfer|cache)
   etas [overrides]           ETAS regularized-evolution architecture search (conf/etas.yaml)
   groundtruth build [overrides]   train sampled architectures into a new ground-truth table
-  data fetch <table> [--dest DIR] [--base-url URL]
+  data fetch [table] [--dest DIR] [--base-url URL]   (no table: every table)
+  data build-embedded [--data-dir DIR] [--check]       derive the package's embedded tables (docs/data.md)
   data verify [table] [--data-dir DIR]
   data list                  downloadable tables
 """
@@ -153,22 +154,35 @@ def _cmd_data(argv: list[str]) -> None:
 
     ap = argparse.ArgumentParser(prog="python -m zcbench data")
     sub = ap.add_subparsers(dest="action", required=True)
-    f = sub.add_parser("fetch", help="download a table's pinned upstream files into the data dir")
-    f.add_argument("table")
+    f = sub.add_parser("fetch", help="download the pinned upstream files of a table (default: every table) into the data dir")
+    f.add_argument("table", nargs="?", default=None, help="one of `python -m zcbench data list` (default: all)")
     f.add_argument("--dest", default=None, help="data dir to fill (default: the cache, or $ZCBENCH_DATA)")
     f.add_argument("--base-url", default=None, help="mirror root serving the data-dir layout")
     v = sub.add_parser("verify", help="check sha256 of local files against the manifest")
     v.add_argument("table", nargs="?", default=None)
     v.add_argument("--data-dir", default=None)
     sub.add_parser("list", help="downloadable tables")
+    b = sub.add_parser("build-embedded", help="derive the package's embedded tables (zcbench/tables/) from the "
+                                              "verbatim files (docs/data.md)")
+    b.add_argument("--data-dir", default=None, help="verbatim data dir (default: $ZCBENCH_DATA, else the cache)")
+    b.add_argument("--out", default=None, help="folder to write (default: the package's zcbench/tables/)")
+    b.add_argument("--check", action="store_true", help="only compare the shipped files with a fresh derivation")
     args = ap.parse_args(argv)
     try:
         if args.action == "list":
             for t in fetch.list_tables():
                 print(t)
         elif args.action == "fetch":
-            path = fetch.fetch(args.table, dest=args.dest, base_url=args.base_url)
-            print(f"fetched {args.table} into {path}")
+            for t in ([args.table] if args.table else fetch.list_tables()):
+                path = fetch.fetch(t, dest=args.dest, base_url=args.base_url)
+                print(f"fetched {t} into {path}")
+        elif args.action == "build-embedded":
+            from zcbench.tables import build
+
+            lines = build(args.data_dir, args.out, check=args.check)
+            print("\n".join(lines))
+            if args.check and any(not line.endswith(": ok") for line in lines):
+                sys.exit(1)
         else:
             tables = [args.table] if args.table else fetch.list_tables()
             bad = False

@@ -34,6 +34,10 @@ BERT_SPECIALS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]":
 
 def _text_dir(data_dir, corpus: str = "wikitext-2") -> Path:
     d = resolve_data_dir(data_dir) / "text" / corpus
+    if not d.exists() and not data_dir:
+        from zcbench.embedded import text_dir  # the embedded copy, only when no data dir is configured
+
+        d = text_dir(d) or d
     for f in TEXT_FILES:
         if not (d / f).exists():
             raise DataError(f"missing text file {d / f}; set data_dir=... or ZCBENCH_DATA, or run `python -m zcbench data fetch text`")
