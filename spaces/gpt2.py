@@ -356,7 +356,12 @@ class LTSSpace(Space):
     def load_stored(self) -> list[Arch]:
         if self.cfg.get("subspace"):
             return []  # the upstream table lies outside a scaled-down space
-        records = read_lts_table(Path(self.data_dir) / "lts" / self.table)
+        folder = Path(self.data_dir) / "lts" / self.table
+        from zcbench.data import LTSRecord
+        from zcbench.embedded import lts_records  # the embedded copy, only when no data dir is configured
+
+        emb = lts_records(folder)
+        records = [LTSRecord(**d) for d in emb] if emb is not None else read_lts_table(folder)
         out = []
         for r in records:
             genes = self.genes_from_config(r.model_config)

@@ -143,6 +143,12 @@ def hydra_job(config_name: str, entry, overrides: list[str]) -> None:
     import hydra
     from omegaconf import DictConfig
 
+    from zcbench.options import check_overrides
+
+    try:  # unknown keys (did you mean ...?) and typed values, before Hydra's own hints (zcbench.options)
+        check_overrides(list(overrides), config_name)
+    except ConfigError as exc:
+        fail(str(exc))
     sys.argv = [sys.argv[0]] + list(overrides)
 
     @hydra.main(config_path=conf_dir(), config_name=config_name, version_base="1.3")

@@ -1,4 +1,4 @@
-"""Typed, validated options for every command (core layer: imports only zcbench.errors/config).
+"""Typed, validated options for every command (core layer: imports only zcbench.errors and zcbench.conf).
 
 Hydra accepts any value for any key it knows and answers an unknown key with its own
 multi-line hint (``use +n_arch=5``, or ``Key 'seed' is not in struct``), and following that
@@ -49,10 +49,6 @@ RULES: dict[str, dict[str, tuple]] = {
     "groundtruth": {"seeds": ("list",), "sample_seed": ("int", 0)},
 }
 
-# Keys every command takes besides its YAML keys (the CLI maps ``proxy=`` to ``proxies``).
-EXTRA_KEYS = {"proxy", "hydra"}
-
-
 def closest(key: str, valid) -> str | None:
     """The valid key most like ``key`` (difflib), or None when nothing is close."""
     valid = sorted(set(valid))
@@ -76,9 +72,9 @@ def command_keys(config_name: str) -> dict:
     its ``defaults:`` list map to None."""
     from omegaconf import OmegaConf
 
-    from zcbench.config import conf_dir
+    import zcbench.conf  # (not zcbench.config, which calls this module: no import cycle)
 
-    path = Path(conf_dir()) / f"{config_name}.yaml"
+    path = Path(zcbench.conf.__file__).parent / f"{config_name}.yaml"
     cfg = OmegaConf.load(path)
     raw = OmegaConf.to_container(cfg, resolve=False)
     keys = {k: v for k, v in raw.items() if k != "defaults"}
@@ -87,8 +83,9 @@ def command_keys(config_name: str) -> dict:
             for group in entry:
                 if not str(group).startswith("override "):
                     keys.setdefault(str(group), None)
-    for k in EXTRA_KEYS:
-        keys.setdefault(k, None)
+    keys.setdefault("hydra", None)
+    if "proxies" in keys:
+        keys.setdefault("proxy", None)
     return keys
 
 
