@@ -9,11 +9,18 @@ parameter shapes and sharing, written from the description of that code:
 
 Vocabulary bands
     ``clean_cutoffs(cutoffs, n_token)`` turns the configured cut-offs into band
-    ends: entries are read left to right and the list is cut at the first entry
-    larger than ``n_token``; the last end is then forced to ``n_token``. So the
-    LTS GPT-2 configs' ``[19997, 39997, 199997, 50264]`` (n_token 50264) give the
-    bands ``[0, 19997) [19997, 39997) [39997, 50264)``, and the Transformer-XL
-    configs' ``[19997, 39997, 199997, 267736]`` give four bands.
+    ends with archai's rule (``AdaptiveEmbedding.clean_cutoffs`` in
+    microsoft/archai ``archai/nlp/models/model_utils/adaptive_embedding.py``):
+    the first entry is always kept; the following ones are read left to right
+    (each must exceed the one before) and the list is cut *before* the first
+    one larger than ``n_token`` — that entry and all after it are dropped; a
+    first entry above ``n_token`` becomes ``n_token``; ``n_token`` is appended
+    when the last end is smaller. So the LTS GPT-2 WikiText-103 configs'
+    ``[19997, 39997, 199997, 50264]`` (n_token 50264) give the bands
+    ``[0, 19997) [19997, 39997) [39997, 50264)``, the Transformer-XL configs'
+    ``[19997, 39997, 199997, 267736]`` give four bands, and the GPT-2 LM1B
+    configs' ``[59997, 99997, 639997, 50264]`` give one band ``[0, 50264)``
+    (no adaptive softmax clusters).
 
 Adaptive embedding (``AdaptiveEmbedding``)
     ``div_val == 1``: one table ``n_token x d_embed`` plus, when
@@ -52,15 +59,15 @@ from torch import nn
 
 def clean_cutoffs(cutoffs: list[int] | None, n_token: int) -> list[int]:
     """Band end indices as archai computes them (see module docstring)."""
-    cut = list(cutoffs) if cutoffs else [n_token]
+    cut = [int(c) for c in cutoffs] if cutoffs else [n_token]
     out = [cut[0]]
     for c in cut[1:]:
         if c <= out[-1]:
             raise ValueError(f"cutoffs must increase until the first entry above n_token: {cutoffs}")
-        out.append(c)
-        if c > n_token:
+        if c > n_token:  # archai trims the list here: this entry and all after it are dropped
             break
-    if out[-1] > n_token:
+        out.append(c)
+    if out[-1] > n_token:  # only the first entry can still exceed n_token
         out[-1] = n_token
     if out[-1] < n_token:
         out.append(n_token)

@@ -74,18 +74,16 @@ from __future__ import annotations
 
 import copy
 import math
-import random
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zcbench.data import DataError, read_lts_table
-from zcbench.introspect import Tap, index_taps, role_of, tag
+from zcbench.introspect import Tap, index_taps, tag
 from zcbench.registry import register_space
-from zcbench.space import Arch, Batch, ModelOutput, Space
-from zcbench.spaces._adaptive import AdaptiveEmbedding, ProjectedAdaptiveLogSoftmax, clean_cutoffs, init_adaptive
+from zcbench.space import Arch, ModelOutput, genes_hash
+from zcbench.spaces._lts import LTSSpace, lts_counts, role_subtree_params  # noqa: F401 (re-exported)
+from zcbench.spaces._adaptive import AdaptiveEmbedding, ProjectedAdaptiveLogSoftmax, init_adaptive
 
 # ---- constants of the benchmark (identical in all 200 stored configs; checked on load) ----
 WEIGHT_INIT_STD = 0.02
@@ -156,10 +154,11 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d_model: int, n_head: int, d_inner: int, primer_square: bool, dropout: float):
+    def __init__(self, d_model: int, n_head: int, d_inner: int, primer_square: bool, dropout: float,
+                 dropatt: float = DROPATT):
         super().__init__()
         self.ln_1 = tag(nn.LayerNorm(d_model, eps=LN_EPS), "norm")
-        self.attn = tag(CausalSelfAttention(d_model, n_head, DROPATT, dropout), "attn")
+        self.attn = tag(CausalSelfAttention(d_model, n_head, dropatt, dropout), "attn")
         self.ln_2 = tag(nn.LayerNorm(d_model, eps=LN_EPS), "norm")
         self.mlp = tag(MLP(d_model, d_inner, dropout, primer_square), "ffn")
         self.out = Tap("block_out")
@@ -173,10 +172,16 @@ class Block(nn.Module):
 class GPT2Flex(nn.Module):
     """Heterogeneous GPT-2 with adaptive input embedding and adaptive softmax (see module docstring)."""
 
-    def __init__(self, genes: dict, dropout: float = DROPOUT):
+    def __init__(self, genes: dict, dropout: float | None = None):
+        """``genes``: per-layer lists; ``dropout`` / ``dropatt`` / ``weight_init_std`` /
+        ``proj_init_std`` default to the WikiText-103 tables' values when absent;
+        ``dropout`` (argument) overrides the genes' value."""
         super().__init__()
         g = genes
         self.genes = copy.deepcopy(g)
+        dropout = g.get("dropout", DROPOUT) if dropout is None else dropout
+        self.weight_init_std = float(g.get("weight_init_std", WEIGHT_INIT_STD))
+        self.proj_init_std = float(g.get("proj_init_std", PROJ_INIT_STD))
         d_model, n_layer = g["d_model"], g["n_layer"]
         self.n_positions = g["tgt_len"]
         self.wte = tag(AdaptiveEmbedding(g["n_token"], g["d_embed"], d_model, g["cutoffs"], g["div_val"]), "embedding")
@@ -184,7 +189,8 @@ class GPT2Flex(nn.Module):
         self.drop = nn.Dropout(0.0)  # archai's embd_pdrop default
         self.emb_tap = Tap("embedding")
         self.h = nn.ModuleList(
-            tag(Block(d_model, g["n_head"][i], g["d_inner"][i], g["primer_square"], dropout), "block") for i in range(n_layer)
+            tag(Block(d_model, g["n_head"][i], g["d_inner"][i], g["primer_square"], dropout, g.get("dropatt", DROPATT)),
+                "block") for i in range(n_layer)
         )
         self.ln_f = tag(nn.LayerNorm(d_model, eps=LN_EPS), "norm")
         self.crit = tag(ProjectedAdaptiveLogSoftmax(g["n_token"], g["d_embed"], d_model, g["cutoffs"], g["div_val"],
@@ -197,18 +203,19 @@ class GPT2Flex(nn.Module):
         if self.ln_f.weight.is_meta:  # shapes only (parameter counting): nothing to initialise
             return
         n_layer = len(self.h)
+        std = self.weight_init_std
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, WEIGHT_INIT_STD)
+                nn.init.normal_(m.weight, 0.0, std)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        nn.init.normal_(self.wpe.weight, 0.0, WEIGHT_INIT_STD)
-        init_adaptive(self.wte, self.crit, WEIGHT_INIT_STD, PROJ_INIT_STD)
+        nn.init.normal_(self.wpe.weight, 0.0, std)
+        init_adaptive(self.wte, self.crit, std, self.proj_init_std)
         for blk in self.h:  # GPT-2's scaled init of the residual output projections
             for lin in (blk.attn.c_proj, blk.mlp.c_proj):
-                nn.init.normal_(lin.weight, 0.0, WEIGHT_INIT_STD / math.sqrt(2 * n_layer))
+                nn.init.normal_(lin.weight, 0.0, std / math.sqrt(2 * n_layer))
 
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> ModelOutput:
         B, T = inputs.shape
@@ -226,278 +233,25 @@ class GPT2Flex(nn.Module):
 
 
 # ============================================================================
-# Space (shared by the LTS spaces: transxl.py subclasses LTSSpace)
+# Spaces (the LTS table reader, genes and sampling: spaces/_lts.py)
 # ============================================================================
-def role_subtree_params(model: nn.Module, role: str) -> int:
-    """Parameters of every module tagged ``role``, each with its whole subtree (nested
-    norms included), distinct tensors once — archai's ``get_params_from_layer``."""
-    params = {id(p): p for m in model.modules() if role_of(m) == role for p in m.parameters()}
-    return sum(p.numel() for p in params.values())
-
-
-def lts_counts(model: nn.Module) -> dict[str, int]:
-    """archai's LTS buckets read off a built model (see the module docstrings):
-
-    * ``AdaEmb`` — modules tagged ``embedding`` (adaptive embedding; GPT-2's position table);
-    * ``Attn`` / ``FFN`` — modules tagged ``attn`` / ``ffn`` with everything inside them;
-    * ``nonembedding`` — Attn + FFN + the parameters of every ``nn.LayerNorm``, wherever
-      it sits (so a LayerNorm inside an attention module counts twice, as upstream);
-    * ``total`` — every distinct parameter tensor once (``sum(p.numel() for p in
-      model.parameters())``), softmax-only tensors included.
-    """
-    attn, ffn = role_subtree_params(model, "attn"), role_subtree_params(model, "ffn")
-    norms = sum(p.numel() for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters())
-    return {"total": sum(p.numel() for p in model.parameters()), "nonembedding": attn + ffn + norms,
-            "Attn": attn, "FFN": ffn, "AdaEmb": role_subtree_params(model, "embedding")}
-
-
-class LTSSpace(Space):
-    """Stored table, genes, sampling and mutation common to the LTS spaces.
-
-    Subclasses set the table folder, the ranges, the ``d_inner`` floor factor,
-    the fixed genes, ``homogeneous`` (one ``n_head`` / ``d_inner`` for all
-    layers, stored as scalars) and ``_model``. Genes: ``n_layer``, ``d_model``,
-    ``n_head``, ``d_inner`` (lists, or scalars when homogeneous), ``d_embed``,
-    ``div_val`` plus the fixed ones (``FIXED``): vocabulary size, archai's
-    effective band ends ``cutoffs``, ``tie_weight``, ``tie_projs`` (one entry per
-    band), ``primer_square`` and, for GPT-2, ``tgt_len`` (the position table).
-    """
-
-    modality = "text"
-    metric = "valid_ppl"
-    higher_is_better = False
-    metrics = ("valid_ppl", "test_ppl")
-    table = ""
-    homogeneous = False
-    N_LAYER: tuple = ()
-    D_MODEL: tuple = ()
-    N_HEAD: tuple = ()
-    D_EMBED: tuple = ()
-    DIV_VAL: tuple = ()
-    D_INNER_MIN, D_INNER_MAX = 512, 2048
-    d_inner_factor = 1.7
-    FIXED: dict = {}
-    CONSTANT_SETTINGS: tuple = ()  # (key, value) every stored config must have; not genes
-    VARIABLE = ("n_layer", "d_model", "n_head", "d_inner", "d_embed", "div_val")
-
-    SUBSPACE_KEYS = ("N_LAYER", "D_MODEL", "N_HEAD", "D_EMBED", "DIV_VAL", "D_INNER_MIN", "D_INNER_MAX",
-                     "d_inner_factor", "FIXED")
-
-    def __init__(self, data_dir: str | None = None, target: str | None = None, dropout: float | None = None,
-                 subspace: dict | None = None, **cfg):
-        """``dropout``: residual/FFN (and, for Transformer-XL, embedding) dropout of the
-        built models; default the benchmark's 0.1. Not a gene: it changes no parameter.
-        ``subspace``: a scaled-down space (used by project-built ground-truth tables, see
-        docs/groundtruth.md): overrides of the ranges ``SUBSPACE_KEYS`` (lists for the choice
-        sets) and of the fixed genes (``FIXED: {n_token: 4096, cutoffs: [...], tgt_len: 64}``)."""
-        super().__init__(data_dir=data_dir, target=target, **cfg)
-        self.dropout = DROPOUT if dropout is None else float(dropout)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"{self.name}: dropout={dropout} must be in [0, 1)")
-        for key, val in (subspace or {}).items():
-            if key not in self.SUBSPACE_KEYS:
-                raise ValueError(f"{self.name}: unknown subspace key {key!r}; valid: {', '.join(self.SUBSPACE_KEYS)}")
-            if key == "FIXED":
-                val = {**self.FIXED, **val}
-                val["cutoffs"] = clean_cutoffs(list(val["cutoffs"]), int(val["n_token"]))
-                val["tie_projs"] = list(val["tie_projs"])[: len(val["cutoffs"])]
-            setattr(self, key, tuple(val) if isinstance(val, (list, tuple)) else val)
-        if subspace:
-            self.cfg["subspace"] = subspace
-
-    def gene_keys(self) -> tuple:
-        return self.VARIABLE + tuple(self.FIXED)
-
-    def d_inner_floor(self, d_model: int) -> int:
-        """Smallest allowed FFN width: ``max(512, int(factor * d_model))``."""
-        return max(self.D_INNER_MIN, int(self.d_inner_factor * d_model))
-
-    def per_layer(self, genes: dict, key: str) -> list[int]:
-        v = genes[key]
-        return [v] * genes["n_layer"] if self.homogeneous else list(v)
-
-    # ---- stored benchmark -------------------------------------------------
-    def genes_from_config(self, cfg: dict) -> dict:
-        """The network-defining genes of an LTS ``model_config.yaml`` in canonical form
-        (archai's effective ``cutoffs``; ``tie_projs`` one entry per band), so equal
-        networks get equal genes and IDs. Constant settings are checked, not stored."""
-        for key, want in self.CONSTANT_SETTINGS:
-            if key in cfg and cfg[key] != want:
-                raise DataError(f"{self.table}: config has {key}={cfg[key]!r}; this space supports only {want!r}")
-        n_layer = int(cfg["n_layer"])
-
-        def layers(v):
-            if self.homogeneous:
-                vals = {int(x) for x in v[:n_layer]} if isinstance(v, list) else {int(v)}
-                if len(vals) != 1:
-                    raise DataError(f"{self.table}: heterogeneous layers {v} in a homogeneous table")
-                return vals.pop()
-            return [int(x) for x in v][:n_layer] if isinstance(v, list) else [int(v)] * n_layer
-
-        n_token = int(cfg["n_token"])
-        cutoffs = clean_cutoffs(list(cfg["cutoffs"]), n_token)
-        genes = {
-            "n_layer": n_layer,
-            "d_model": int(cfg["d_model"]),
-            "n_head": layers(cfg["n_head"]),
-            "d_inner": layers(cfg["d_inner"]),
-            "d_embed": int(cfg["d_model"] if cfg["d_embed"] in (None, -1) else cfg["d_embed"]),
-            "div_val": int(cfg["div_val"]),
-            "n_token": n_token,
-            "cutoffs": cutoffs,
-            "tie_weight": bool(cfg["tie_weight"]),
-            "tie_projs": [bool(t) for t in cfg["tie_projs"]][: len(cutoffs)],
-            "primer_square": bool(cfg.get("primer_square", False)),
-        }
-        if "tgt_len" in self.FIXED:
-            genes["tgt_len"] = int(cfg["tgt_len"])
-        return genes
-
-    def load_stored(self) -> list[Arch]:
-        if self.cfg.get("subspace"):
-            return []  # the upstream table lies outside a scaled-down space
-        folder = Path(self.data_dir) / "lts" / self.table
-        from zcbench.data import LTSRecord
-        from zcbench.embedded import lts_records  # the embedded copy, only when no data dir is configured
-
-        emb = lts_records(folder)
-        records = [LTSRecord(**d) for d in emb] if emb is not None else read_lts_table(folder)
-        out = []
-        for r in records:
-            genes = self.genes_from_config(r.model_config)
-            try:
-                self.validate(genes)
-            except ValueError as exc:
-                raise DataError(f"{self.table}/{r.key} is outside the space: {exc}") from None
-            # a net whose training left no perplexity (Transformer-XL homogeneous config_6_j4)
-            # stays stored with empty truth, so it is counted and visibly left out of correlations
-            truth = {m: float(r.ppl[m]) for m in self.metrics if m in r.ppl}
-            out.append(Arch(genes=genes, key=r.key, truth=truth, meta={"params": dict(r.params)}))
-        return out
-
-    # ---- architectures ----------------------------------------------------
-    def validate(self, genes: dict) -> None:
-        name = self.name
-        keys = self.gene_keys()
-        missing = [k for k in keys if k not in genes]
-        if missing:
-            raise ValueError(f"{name}: missing gene(s) {', '.join(missing)}")
-        extra = [k for k in genes if k not in keys]
-        if extra:
-            raise ValueError(f"{name}: unknown gene(s) {', '.join(extra)}")
-        n = genes["n_layer"]
-        if n not in self.N_LAYER:
-            raise ValueError(f"{name}: n_layer={n} outside {self.N_LAYER[0]}..{self.N_LAYER[-1]}")
-        if genes["d_model"] not in self.D_MODEL:
-            raise ValueError(f"{name}: d_model={genes['d_model']} not in {self.D_MODEL}")
-        for key in ("n_head", "d_inner"):
-            v = genes[key]
-            if self.homogeneous and not isinstance(v, int):
-                raise ValueError(f"{name}: {key} must be one integer (homogeneous layers)")
-            if not self.homogeneous and (not isinstance(v, list) or len(v) != n):
-                raise ValueError(f"{name}: {key} must be a list of n_layer={n} integers")
-        if any(h not in self.N_HEAD for h in self.per_layer(genes, "n_head")):
-            raise ValueError(f"{name}: n_head={genes['n_head']} has values outside {self.N_HEAD}")
-        lo = self.d_inner_floor(genes["d_model"])
-        if any(not (lo <= d <= self.D_INNER_MAX) for d in self.per_layer(genes, "d_inner")):
-            raise ValueError(f"{name}: d_inner={genes['d_inner']} has values outside [{lo}, {self.D_INNER_MAX}] "
-                             f"(max(512, int({self.d_inner_factor}*d_model)) .. {self.D_INNER_MAX})")
-        if genes["d_embed"] not in self.D_EMBED:
-            raise ValueError(f"{name}: d_embed={genes['d_embed']} not in {self.D_EMBED}")
-        if genes["div_val"] not in self.DIV_VAL:
-            raise ValueError(f"{name}: div_val={genes['div_val']} not in {self.DIV_VAL}")
-        for key, want in self.FIXED.items():
-            if genes[key] != want:
-                raise ValueError(f"{name}: {key}={genes[key]!r} is fixed to {want!r} in this space")
-
-    def sample(self, rng: random.Random) -> Arch:
-        """Each gene drawn independently and uniformly (per layer when heterogeneous)."""
-        n = rng.choice(self.N_LAYER)
-        d_model = rng.choice(self.D_MODEL)
-        lo = self.d_inner_floor(d_model)
-        reps = 1 if self.homogeneous else n
-        heads = [rng.choice(self.N_HEAD) for _ in range(reps)]
-        inner = [rng.randint(lo, self.D_INNER_MAX) for _ in range(reps)]
-        genes = {
-            "n_layer": n,
-            "d_model": d_model,
-            "n_head": heads[0] if self.homogeneous else heads,
-            "d_inner": inner[0] if self.homogeneous else inner,
-            "d_embed": rng.choice(self.D_EMBED),
-            "div_val": rng.choice(self.DIV_VAL),
-            **copy.deepcopy(self.FIXED),
-        }
-        self.validate(genes)
-        return self.make_arch(genes)
-
-    def mutate(self, arch: Arch, rng: random.Random) -> Arch:
-        """Change exactly one gene: ``n_layer``, ``d_model``, ``d_embed``, ``div_val``
-        or one layer's ``n_head`` / ``d_inner`` (the shared value when homogeneous).
-        A depth change drops the last layers or appends copies of randomly chosen
-        existing layers; a width change only picks widths for which every
-        ``d_inner`` stays valid (widths up to 256 always qualify)."""
-        g = copy.deepcopy(arch.genes)
-        key = rng.choice(self.VARIABLE)
-        if key == "n_layer":
-            n = rng.choice([v for v in self.N_LAYER if v != g["n_layer"]])
-            if not self.homogeneous:
-                while len(g["n_head"]) < n:
-                    j = rng.randrange(len(g["n_head"]))
-                    g["n_head"].append(g["n_head"][j])
-                    g["d_inner"].append(g["d_inner"][j])
-                g["n_head"], g["d_inner"] = g["n_head"][:n], g["d_inner"][:n]
-            g["n_layer"] = n
-        elif key == "d_model":
-            floor_ok = min(self.per_layer(g, "d_inner"))
-            g["d_model"] = rng.choice([v for v in self.D_MODEL
-                                       if v != g["d_model"] and floor_ok >= self.d_inner_floor(v)])
-        elif key in ("n_head", "d_inner"):
-            lo = self.d_inner_floor(g["d_model"])
-            choices = self.N_HEAD if key == "n_head" else range(lo, self.D_INNER_MAX + 1)
-            if self.homogeneous:
-                g[key] = rng.choice([v for v in choices if v != g[key]])
-            else:
-                i = rng.randrange(g["n_layer"])
-                g[key][i] = rng.choice([v for v in choices if v != g[key][i]])
-        else:
-            choices = self.D_EMBED if key == "d_embed" else self.DIV_VAL
-            g[key] = rng.choice([v for v in choices if v != g[key]])
-        self.validate(g)
-        return self.make_arch(g)
-
-    def summary(self, arch: Arch) -> dict:
-        g = arch.genes
-        return {"n_layer": g["n_layer"], "d_model": g["d_model"], "n_head": self.per_layer(g, "n_head"),
-                "d_inner": self.per_layer(g, "d_inner"), "seq_len": int(self.cfg.get("seq_len", 192))}
-
-    # ---- models and data --------------------------------------------------
-    def _model(self, genes: dict) -> nn.Module:
-        raise NotImplementedError
-
-    def build(self, arch: Arch) -> nn.Module:
-        self.validate(arch.genes)
-        genes = dict(arch.genes, n_head=self.per_layer(arch.genes, "n_head"),
-                     d_inner=self.per_layer(arch.genes, "d_inner"))
-        return self._model(genes)
-
-    def make_batch(self, batch_size: int, seq_len: int, seed: int) -> Batch:
-        """``batch_size`` windows of ``seq_len + 1`` WikiText-2 byte-level BPE tokens
-        (vocabulary capped at the space's ``n_token``); inputs ``w[:, :-1]``,
-        targets ``w[:, 1:]``."""
-        from zcbench.text import lm_windows, token_stream
-
-        n_token = self.FIXED["n_token"]
-        stream, prov = token_stream("bpe", n_token, self.data_dir)
-        w = lm_windows(stream, batch_size, seq_len, seed)
-        info = {**prov, "seed": int(seed), "batch_size": int(batch_size), "seq_len": int(seq_len),
-                "vocab_cap": n_token, "space": self.name}
-        return Batch(inputs=w[:, :-1].contiguous(), targets=w[:, 1:].contiguous(), info=info)
-
-    def param_counts(self, arch: Arch) -> dict[str, int]:
-        """archai's five counts (``lts_counts``) from the model built on the meta device."""
-        with torch.device("meta"):
-            model = self.build(arch)
-        return lts_counts(model)
+# ETAS (Yang & Liu, Findings of ACL 2024, Section 3.2 / Appendix 3.2): its own GPT-2 space for
+# sampling. n_layer 2..16, n_head {2, 4, 8}, d_model 128..1024 step 64, d_inner 256..4096 step
+# 64 with d_inner > 2 d_model, d_embed {128, 256, 512}, adaptive input factor fixed to k = 4
+# (div_val 4). Vocabulary, bands, tying and tgt_len: the WikiText-103 table's. No trained
+# table of it is public (ETAS's 500 networks per corpus are not released).
+ETAS_SUBSPACE = {
+    "N_LAYER": list(range(2, 17)),
+    "D_MODEL": list(range(128, 1025, 64)),
+    "N_HEAD": [2, 4, 8],
+    "D_INNER_MIN": 256,
+    "D_INNER_MAX": 4096,
+    "D_INNER_STEP": 64,
+    "d_inner_factor": 2.0,
+    "d_inner_strict": True,
+    "D_EMBED": [128, 256, 512],
+    "DIV_VAL": [4],
+}
 
 
 @register_space("gpt2")
@@ -507,12 +261,90 @@ class GPT2Space(LTSSpace):
     N_LAYER, D_MODEL, N_HEAD, D_EMBED, DIV_VAL = N_LAYER, D_MODEL, N_HEAD, D_EMBED, DIV_VAL
     d_inner_factor = 1.7
     FIXED = FIXED
-    CONSTANT_SETTINGS = (("d_head", -1), ("primer_conv", False), ("attn_type", 0), ("pre_lnorm", False),
-                         ("weight_init_std", WEIGHT_INIT_STD), ("proj_init_std", PROJ_INIT_STD),
-                         ("dropout", DROPOUT), ("dropatt", DROPATT), ("sample_softmax", -1))
+    SUBSPACE_PRESETS = {"etas": ETAS_SUBSPACE}
+    counting = "hf_gpt2_flex"  # archai model whose get_params wrote the table's params_summary.yaml
 
     def _model(self, genes: dict) -> nn.Module:
-        return GPT2Flex(genes, dropout=self.dropout)
+        return GPT2Flex(genes)
 
     def summary(self, arch: Arch) -> dict:
         return {**super().summary(arch), "seq_len": int(self.cfg.get("seq_len", arch.genes["tgt_len"]))}
+
+    def param_counts(self, arch: Arch) -> dict[str, int]:
+        """archai's five counts of the table's convention (``counting``): ``hf_gpt2_flex`` reads
+        them off the GPT-2 model built on the meta device (``lts_counts``); ``mem_transformer``
+        counts the same configuration as archai's ``MemTransformerLM`` (see ``GPT2LM1BSpace``)."""
+        if self.counting == "hf_gpt2_flex":
+            return super().param_counts(arch)
+        from zcbench.spaces.transxl import MemTransformerLM
+
+        self.check_genes(arch.genes)
+        genes = {k: v for k, v in self.build_settings(arch.genes).items() if k != "tgt_len"}
+        genes["primer_square"] = False  # MemTransformerLM's counts do not depend on the activation
+        with torch.device("meta"):
+            model = MemTransformerLM(genes)
+        return lts_counts(model)
+
+
+LM1B_FIXED = {  # the LM1B table's table-wide settings (identical in all 200 configs)
+    "n_token": 50264,
+    "cutoffs": [50264],  # archai's cleaning of [59997, 99997, 639997, 50264]: one band
+    "tie_weight": True,
+    "tie_projs": [False],
+    "tgt_len": 32,
+    "primer_square": False,
+}
+
+
+@register_space("gpt2_lm1b")
+class GPT2LM1BSpace(GPT2Space):
+    """GPT-2 LTS on One Billion Word: the LM1B table's own settings, counted as archai counted it.
+
+    Networks: the same GPT-2 model as ``gpt2`` built from each config (one vocabulary band,
+    untied output projection, ``d_embed = d_model``, 32 positions). Parameter counts: the
+    table's ``params_summary.yaml`` equals, for all 200 configs, archai's
+    ``MemTransformerLM.get_params`` of the same configuration (Transformer-XL attention with
+    ``r_net`` and its LayerNorm inside, no position table, no final LayerNorm), which is what
+    archai's ``gather_results.py --analyze_params`` computes with its default ``--model_type
+    mem_transformer``: a counting quirk (evidence: docs/spaces/lts.md). ``param_counts``
+    reproduces it so ``params`` / ``params_nonembedding`` rank like the published table.
+    """
+
+    description = ("GPT-2 LTS on One Billion Word (Javaheripi et al., NeurIPS 2022): 200 heterogeneous decoders, "
+                   "LM1B perplexity")
+    table = "random_GPT2_lm1b"
+    D_MODEL = (128, 256, 512)
+    D_EMBED = (128, 256, 512)
+    FIXED = LM1B_FIXED
+    counting = "mem_transformer"
+    SUBSPACE_PRESETS = {}
+
+    def validate(self, genes: dict) -> None:
+        super().validate(genes)
+        if "d_embed" in genes and genes["d_embed"] != genes["d_model"] and not (
+                self._stored and any(a.id == genes_hash(genes) for a in self._stored)):
+            raise ValueError(f"{self.name}: d_embed={genes['d_embed']} must equal d_model={genes['d_model']} "
+                             f"(the LM1B configs set d_embed -1)")
+
+    def sample(self, rng) -> Arch:
+        """As ``gpt2``'s sampler, with ``d_embed = d_model`` (the table's rule)."""
+        n = rng.choice(self.N_LAYER)
+        d_model = rng.choice(self.D_MODEL)
+        heads = [rng.choice(self.N_HEAD) for _ in range(n)]
+        inner = [self._draw_d_inner(rng, d_model) for _ in range(n)]
+        genes = {"n_layer": n, "d_model": d_model, "n_head": heads, "d_inner": inner, "d_embed": d_model,
+                 "div_val": rng.choice(self.DIV_VAL), **copy.deepcopy(self.FIXED)}
+        self.validate(genes)
+        return self.make_arch(genes)
+
+    def mutate(self, arch: Arch, rng) -> Arch:
+        """As ``gpt2``'s, keeping ``d_embed = d_model``: a ``d_model`` change moves both, and
+        ``d_embed`` is not mutated on its own."""
+        keys = [k for k in self.VARIABLE if k != "d_embed" and self.mutable(arch.genes, k)]
+        key = rng.choice(keys)
+        if key != "d_model":
+            return self.mutate_gene(arch, rng, key)
+        g = copy.deepcopy(arch.genes)
+        g["d_model"] = g["d_embed"] = rng.choice(self.width_choices(g))
+        self.validate(g)
+        return self.make_arch(g)

@@ -78,7 +78,7 @@ from zcbench.introspect import Tap, index_taps, tag
 from zcbench.registry import register_space
 from zcbench.space import ModelOutput
 from zcbench.spaces._adaptive import AdaptiveEmbedding, ProjectedAdaptiveLogSoftmax, init_adaptive
-from zcbench.spaces.gpt2 import LTSSpace
+from zcbench.spaces._lts import LTSSpace
 
 WEIGHT_INIT_STD = 0.02
 PROJ_INIT_STD = 0.01
@@ -105,7 +105,7 @@ def rel_shift(x: torch.Tensor) -> torch.Tensor:
 class RelPartialLearnableAttention(nn.Module):
     """Relative multi-head attention with post-LN, as archai's ``RelPartialLearnableMultiHeadAttn``."""
 
-    def __init__(self, d_model: int, n_head: int, dropout: float = DROPOUT):
+    def __init__(self, d_model: int, n_head: int, dropout: float = DROPOUT, dropatt: float = DROPATT):
         super().__init__()
         if d_model % n_head:
             raise ValueError(f"d_model={d_model} is not divisible by n_head={n_head}")
@@ -115,7 +115,7 @@ class RelPartialLearnableAttention(nn.Module):
         self.r_net = nn.Linear(d_model, inner, bias=False)
         self.o_net = nn.Linear(inner, d_model, bias=False)
         self.layer_norm = tag(nn.LayerNorm(d_model, eps=LN_EPS), "norm")  # inside, as upstream (counts in Attn)
-        self.dropatt = nn.Dropout(DROPATT)
+        self.dropatt = nn.Dropout(dropatt)
         self.drop = nn.Dropout(dropout)
         self.attn_probs = Tap("attn_probs")
         self.head_out = Tap("head_out")
@@ -150,9 +150,9 @@ class PositionwiseFF(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d_model: int, n_head: int, d_inner: int, dropout: float = DROPOUT):
+    def __init__(self, d_model: int, n_head: int, d_inner: int, dropout: float = DROPOUT, dropatt: float = DROPATT):
         super().__init__()
-        self.attn = tag(RelPartialLearnableAttention(d_model, n_head, dropout), "attn")
+        self.attn = tag(RelPartialLearnableAttention(d_model, n_head, dropout, dropatt), "attn")
         d_head = d_model // n_head
         # global content (u) and position (v) biases; model attributes upstream, in no bucket
         self.r_w_bias = nn.Parameter(torch.empty(n_head, d_head))
@@ -169,9 +169,15 @@ class DecoderLayer(nn.Module):
 class MemTransformerLM(nn.Module):
     """Heterogeneous Transformer-XL decoder without memory (see module docstring)."""
 
-    def __init__(self, genes: dict, dropout: float = DROPOUT):
+    def __init__(self, genes: dict, dropout: float | None = None):
+        """``genes``: per-layer lists; ``dropout`` / ``dropatt`` / ``weight_init_std`` /
+        ``proj_init_std`` default to the WikiText-103 tables' values when absent;
+        ``dropout`` (argument) overrides the genes' value."""
         super().__init__()
         g = genes
+        dropout = g.get("dropout", DROPOUT) if dropout is None else dropout
+        self.weight_init_std = float(g.get("weight_init_std", WEIGHT_INIT_STD))
+        self.proj_init_std = float(g.get("proj_init_std", PROJ_INIT_STD))
         d_model = g["d_model"]
         self.d_model = d_model
         self.word_emb = tag(AdaptiveEmbedding(g["n_token"], g["d_embed"], d_model, g["cutoffs"], g["div_val"]),
@@ -179,7 +185,7 @@ class MemTransformerLM(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.emb_tap = Tap("embedding")
         self.layers = nn.ModuleList(
-            tag(DecoderLayer(d_model, g["n_head"][i], g["d_inner"][i], dropout), "block") for i in range(g["n_layer"])
+            tag(DecoderLayer(d_model, g["n_head"][i], g["d_inner"][i], dropout, g.get("dropatt", DROPATT)), "block") for i in range(g["n_layer"])
         )
         self.crit = tag(ProjectedAdaptiveLogSoftmax(g["n_token"], g["d_embed"], d_model, g["cutoffs"], g["div_val"],
                                                     g["tie_projs"], self.word_emb, g["tie_weight"]), "output")
@@ -192,18 +198,19 @@ class MemTransformerLM(nn.Module):
     def reset_parameters(self) -> None:
         if self.layers[0].ff_norm.weight.is_meta:  # shapes only (parameter counting)
             return
+        std = self.weight_init_std
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, WEIGHT_INIT_STD)
+                nn.init.normal_(m.weight, 0.0, std)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.LayerNorm):
-                nn.init.normal_(m.weight, 1.0, WEIGHT_INIT_STD)
+                nn.init.normal_(m.weight, 1.0, std)
                 nn.init.zeros_(m.bias)
         for layer in self.layers:
-            nn.init.normal_(layer.r_w_bias, 0.0, WEIGHT_INIT_STD)
-            nn.init.normal_(layer.r_r_bias, 0.0, WEIGHT_INIT_STD)
-        init_adaptive(self.word_emb, self.crit, WEIGHT_INIT_STD, PROJ_INIT_STD)
+            nn.init.normal_(layer.r_w_bias, 0.0, std)
+            nn.init.normal_(layer.r_r_bias, 0.0, std)
+        init_adaptive(self.word_emb, self.crit, std, self.proj_init_std)
 
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> ModelOutput:
         T = inputs.size(1)
@@ -218,10 +225,6 @@ class MemTransformerLM(nn.Module):
         return ModelOutput(loss=loss, hidden=x)
 
 
-_CONSTANT_SETTINGS = (("d_head", -1), ("attn_type", 0), ("pre_lnorm", False), ("primer_conv", False),
-                      ("primer_square", False), ("clamp_len", -1), ("same_length", False), ("ext_len", 0),
-                      ("sample_softmax", -1), ("weight_init_std", WEIGHT_INIT_STD),
-                      ("proj_init_std", PROJ_INIT_STD), ("dropout", DROPOUT), ("dropatt", DROPATT))
 _FIXED = {
     "n_token": 267736,
     "cutoffs": [19997, 39997, 199997, 267736],
@@ -243,10 +246,10 @@ class TransXLSpace(LTSSpace):
     DIV_VAL = (1, 2, 4)
     d_inner_factor = 2.0
     FIXED = _FIXED
-    CONSTANT_SETTINGS = _CONSTANT_SETTINGS
+    transxl = True
 
     def _model(self, genes: dict) -> nn.Module:
-        return MemTransformerLM(genes, dropout=self.dropout)
+        return MemTransformerLM(genes)
 
 
 @register_space("transxl_homogeneous")

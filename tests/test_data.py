@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from zcbench import create_space
-from zcbench.data import DataError, read_lts_table, read_nasbench_bert, resolve_data_dir
+from zcbench.data import DataError, read_nasbench_bert, resolve_data_dir
+from zcbench.spaces._lts import read_lts_table
 from zcbench.text import get_tokenizer, lm_windows, token_stream
 
 

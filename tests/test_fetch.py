@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from zcbench import fetch as zf
-from zcbench.data import DataError, read_lts_table, read_nasbench_bert
+from zcbench.data import DataError, read_nasbench_bert
+from zcbench.spaces._lts import read_lts_table
 
 TABLES = ["gpt2", "gpt2_lm1b", "transxl", "transxl_homogeneous", "flexibert", "text"]
 

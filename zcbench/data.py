@@ -1,7 +1,8 @@
 """Ground-truth importers for upstream benchmark formats, read from a data directory.
 
 The data directory holds upstream files verbatim in their upstream layout
-(``flexibert/BERT_benchmark.json``, ``lts/random_GPT2_wt103/...``,
+(``flexibert/BERT_benchmark.json``, ``lts/random_GPT2_wt103/...`` (read by
+``zcbench.spaces._lts``),
 ``text/wikitext-2/...``). It is, in order of precedence: the ``data_dir``
 argument (Hydra key ``data_dir``), the ``ZCBENCH_DATA`` environment variable,
 or the download cache filled by ``python -m zcbench data fetch`` (see
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,51 +33,21 @@ def _need(path: Path, hint: str = "") -> Path:
 
 
 def load_yaml(path: Path):
+    """Parse a YAML data file; a file the manifest pins must also match its sha256
+    (``zcbench.fetch.verify_files``, checked after parsing so a malformed file is named as such)."""
     try:
         with open(_need(path)) as f:
-            return yaml.safe_load(f)
+            out = yaml.safe_load(f)
     except yaml.YAMLError as exc:
         raise DataError(f"malformed YAML in {path}: {str(exc).splitlines()[0]}") from None
+    from zcbench.fetch import verify_files
+
+    verify_files([path])
+    return out
 
 
-@dataclass
-class LTSRecord:
-    key: str  # "config_<i>_j<k>"
-    model_config: dict
-    ppl: dict  # valid_ppl, test_ppl, ...
-    params: dict  # total, nonembedding, Attn, FFN, AdaEmb
-
-
-_KEY = re.compile(r"^config_(\d+)_j(\d+)$")
-
-
-def read_lts_table(folder: str | os.PathLike) -> list[LTSRecord]:
-    """Read an LTS results folder: ``config_<i>/j<k>/model_config.yaml`` plus the two summaries.
-
-    Records are the union of the keys of ``params_summary.yaml`` and
-    ``ppl_summary.yaml``, sorted by (i, k); each must have a model config. An
-    architecture whose training left no perplexity (upstream's Transformer-XL
-    homogeneous table lacks ``config_6_j4``) keeps an empty ``ppl`` so callers
-    can see it and leave it out of correlations explicitly.
-    """
-    folder = Path(folder)
-    _need(folder, "LTS table folder")
-    ppl = load_yaml(folder / "ppl_summary.yaml")
-    params = load_yaml(folder / "params_summary.yaml")
-    for name, table in (("ppl_summary.yaml", ppl), ("params_summary.yaml", params)):
-        if not isinstance(table, dict):
-            raise DataError(f"malformed LTS summary {folder / name}: expected a mapping of config keys")
-    records = []
-    for key in set(ppl) | set(params):
-        m = _KEY.match(key)
-        if not m:
-            raise DataError(f"malformed key {key!r} in {folder}/ppl_summary.yaml or params_summary.yaml")
-        cfg = load_yaml(folder / f"config_{m.group(1)}" / f"j{m.group(2)}" / "model_config.yaml")
-        if not isinstance(cfg, dict):
-            raise DataError(f"malformed model config {folder / f'config_{m.group(1)}' / f'j{m.group(2)}' / 'model_config.yaml'}")
-        records.append(LTSRecord(key=key, model_config=cfg, ppl=ppl.get(key) or {}, params=params.get(key) or {}))
-    records.sort(key=lambda r: tuple(int(x) for x in _KEY.match(r.key).groups()))
-    return records
+# LTS tables (``lts/<table>/config_<i>/j<k>/model_config.yaml`` + summaries) are read by
+# ``zcbench.spaces._lts.read_lts_table``, next to the spaces that use them.
 
 
 def read_nasbench_bert(path: str | os.PathLike) -> list[dict]:
@@ -90,6 +60,9 @@ def read_nasbench_bert(path: str | os.PathLike) -> list[dict]:
         raise DataError(f"malformed JSON in {path}: {exc}") from None
     if not isinstance(rows, list) or not rows or not all("scores" in r and "hparams" in r for r in rows):
         raise DataError(f"malformed NAS-Bench-BERT table {path}: expected a list of records with scores and hparams")
+    from zcbench.fetch import verify_files
+
+    verify_files([path])
     return rows
 
 

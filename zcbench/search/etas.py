@@ -229,6 +229,9 @@ class PoolScores:
                        data_dir=cfg.data_dir, results_dir=cfg.results_dir, space_options=dict(cfg.space_options),
                        proxy_options=dict(cfg.proxy_options), bootstrap=0, progress=cfg.progress)
         run(rc)  # scores whatever the store lacks (the whole stored table), then correlates
+        from zcbench.runner import resolve_seq_len
+
+        rc = resolve_seq_len(rc, space)  # seq_len null: the table's tgt_len, as run() used
         per_arch, sets = expand_proxies(rc)
         from zcbench.runner import DATA_FREE_NEEDS
 
@@ -439,7 +442,7 @@ def config_from_hydra(cfg) -> list[ETASConfig]:
         out.append(ETASConfig(
             space=space_name, proxy=name, seeds=seeds, N0=int(cfg.N0), n0=int(cfg.n0), N_m=int(cfg.N_m),
             n_m=int(cfg.n_m), mutation_prob=float(cfg.mutation_prob), M=int(cfg.M), patience=int(cfg.patience),
-            results_dir=str(cfg.results_dir), batch_size=int(cfg.batch_size), seq_len=int(cfg.seq_len),
+            results_dir=str(cfg.results_dir), batch_size=int(cfg.batch_size), seq_len=None if cfg.seq_len is None else int(cfg.seq_len),
             device=str(cfg.device), data_dir=cfg.get("data_dir"), target=cfg.get("target"),
             proxy_seed=int(cfg.get("proxy_seed", 0)), proxy_options=popts, space_options=space_options,
             search_dir=cfg.get("search_dir"), table_dir=cfg.get("table_dir"),
