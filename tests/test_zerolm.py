@@ -158,3 +158,28 @@ def test_blocks_variants_ffn_only_attn_only_both(data_dir):
     res = score_arch(space, arch, [get_proxy("zerolm"), get_proxy("zerolm_attn"), get_proxy("zerolm_ffn")], seed=0)
     assert res["zerolm"].value == pytest.approx(0.5 * res["zerolm_attn"].value + 0.5 * res["zerolm_ffn"].value,
                                                 rel=1e-12)
+
+
+def test_ablation_table_reads_the_store(tmp_path, data_dir):
+    """zerolm_ablation tabulates exactly the stored scores' correlations (recomputed here with scipy)."""
+    from scipy.stats import kendalltau, spearmanr
+
+    from zcbench.runner import RunConfig, run
+    from zcbench.search.zerolm_ablation import ablation_table, write
+
+    names = ["params", "zerolm", "zerolm_attn", "zerolm_ffn", "zerolm_logc"]
+    run(RunConfig(space="gpt2", proxies=names, n_archs=12, results_dir=str(tmp_path), data_dir=str(data_dir),
+                  bootstrap=0, progress=False))
+    df = ablation_table(tmp_path, n_resamples=50)
+    assert set(df["proxy"]) == set(names) and set(df["space"]) == {"gpt2"} and (df["n_archs"] == 12).all()
+    space = create_space("gpt2", data_dir=data_dir)
+    for name in names:
+        (f,) = (tmp_path / "scores" / "gpt2" / name).glob("*.jsonl")
+        recs = [json.loads(x) for x in f.read_text().splitlines()]
+        s = [r["score"] for r in recs]
+        ppl = [-space.truth(space.by_id(r["arch_id"])) for r in recs]
+        row = df[df["proxy"] == name].iloc[0]
+        assert row["rho"] == pytest.approx(spearmanr(s, ppl)[0], abs=1e-12)
+        assert row["tau"] == pytest.approx(kendalltau(s, ppl)[0], abs=1e-12)
+    text = write(df, tmp_path / "out", "cmd")
+    assert "| gpt2 | 12 | 1 |" in text and (tmp_path / "out" / "ablation.csv").exists()
