@@ -218,3 +218,22 @@ def test_searched_proxy_matches_search_and_runs_through_runner(gpt2_bank, tmp_pa
     assert f"searched:{f}" in out.stdout and "Spearman rho" in out.stdout
     rho_cli = float(out.stdout.split("Spearman rho = ")[1].split()[0])
     assert rho_cli == pytest.approx(spearman(want, truth), abs=1e-3)
+
+
+def test_paper_ablation_table_comes_from_the_data_files(tmp_path):
+    """results/lpzero/ablation_vs_paper.md: Table 5 from published_ablation.yaml, ours from the ablation CSVs."""
+    import shutil
+
+    import pandas as pd
+
+    from zcbench.search.lpzero.paper import table
+
+    src = Path(__file__).resolve().parents[1] / "results" / "lpzero"
+    shutil.copy(src / "published_ablation.yaml", tmp_path)
+    text = table(tmp_path)  # no CSVs: paper column only, ours "—"
+    assert "| n_unary=2 | 0.8648 | 0.2561 | — | — |" in text and "| n_unary=4 | 0.7515 | 0.0869 | — | — |" in text
+    pd.DataFrame({"study": "n_unary", "variant": ["n_unary=2"] * 2, "seed": [0, 1], "best_rho": [0.9, 0.8],
+                  "space": "gpt2", "n_archs": 50, "generations": 10}).to_csv(tmp_path / "ablation_n_unary_final.csv")
+    text = table(tmp_path)
+    assert "| n_unary=2 | 0.8648 | 0.2561 | 0.850 ± 0.071 | 2 |" in text
+    assert "ours: gpt2, S = 50 architectures, 10 generations" in text
