@@ -133,6 +133,9 @@ def test_truncated_or_bitflipped_ground_truth_is_refused_naming_the_file(gpt2_co
     with pytest.raises(DataError, match=r"ppl_summary.yaml is not the pinned upstream file") as e:
         create_space("gpt2", data_dir=gpt2_copy).stored()
     assert "\n" not in str(e.value) and "allow_modified_data=true" in str(e.value)
+    ppl.write_bytes(good[:100] + bytes([0xF4]) + good[101:])  # a flip that breaks UTF-8: one line too
+    with pytest.raises(DataError, match=r"ppl_summary.yaml: not UTF-8 text at byte 100"):
+        create_space("gpt2", data_dir=gpt2_copy).stored()
     flipped = bytearray(good)
     i = good.index(b"valid_ppl: ") + len(b"valid_ppl: ")
     flipped[i] = ord("9") if flipped[i] != ord("9") else ord("8")  # same size, one digit changed

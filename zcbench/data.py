@@ -40,6 +40,8 @@ def load_yaml(path: Path):
             out = yaml.safe_load(f)
     except yaml.YAMLError as exc:
         raise DataError(f"malformed YAML in {path}: {str(exc).splitlines()[0]}") from None
+    except UnicodeDecodeError as exc:  # e.g. a flipped bit (bench/fault_injection.py found it)
+        raise DataError(f"malformed YAML in {path}: not UTF-8 text at byte {exc.start}") from None
     from zcbench.fetch import verify_files
 
     verify_files([path])
@@ -56,9 +58,10 @@ def read_nasbench_bert(path: str | os.PathLike) -> list[dict]:
     try:
         with open(path) as f:
             rows = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"malformed JSON in {path}: {exc}") from None
-    if not isinstance(rows, list) or not rows or not all("scores" in r and "hparams" in r for r in rows):
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"malformed JSON in {path}: {' '.join(str(exc).split())}") from None
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and "scores" in r and "hparams" in r
+                                                         for r in rows):
         raise DataError(f"malformed NAS-Bench-BERT table {path}: expected a list of records with scores and hparams")
     from zcbench.fetch import verify_files
 
