@@ -9,6 +9,7 @@ Commands
   search [overrides]         LPZero proxy search (conf/search.yaml; task=search|ablation|transfer|cache)
   etas [overrides]           ETAS regularized-evolution architecture search (conf/etas.yaml)
   groundtruth build [overrides]   train sampled architectures into a new ground-truth table
+  predict [space=S] [ks=[5,10]] [n_splits=20]   few-shot predictors from stored proxy scores (docs/predict.md)
   data fetch [table] [--dest DIR] [--base-url URL]   (no table: every table)
   data build-embedded [--data-dir DIR] [--check]       derive the package's embedded tables (docs/data.md)
   data verify [table] [--data-dir DIR]
@@ -234,6 +235,12 @@ def _cmd_etas(argv: list[str]) -> None:
     _hydra_command("etas", main_etas, argv, allow_none=True)
 
 
+def _cmd_predict(argv: list[str]) -> None:
+    from zcbench.predict import main_predict
+
+    sys.exit(main_predict(argv))
+
+
 def _cmd_groundtruth(argv: list[str]) -> None:
     try:
         from zcbench.groundtruth import main_groundtruth
@@ -244,7 +251,7 @@ def _cmd_groundtruth(argv: list[str]) -> None:
 
 COMMANDS = {"run": _cmd_run, "merge": _cmd_merge, "list": _cmd_list, "data": _cmd_data, "report": _cmd_report,
             "leaderboard": _cmd_leaderboard, "search": _cmd_search, "etas": _cmd_etas,
-            "groundtruth": _cmd_groundtruth}
+            "groundtruth": _cmd_groundtruth, "predict": _cmd_predict}
 
 
 def main(argv: list[str] | None = None) -> None:
