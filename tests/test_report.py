@@ -358,3 +358,30 @@ def test_record_truths_default_is_one_record_per_stored_arch(gpt2):
     recs = space.record_truths()
     assert len(recs) == len(archs) == 200
     assert dict(recs) == {a: float(v) for a, v in truth.items()}
+
+
+def test_cached_rows_equal_fresh_rows(results, built, data_dir, gpt2, tmp_path):
+    """The content-keyed row cache (zcbench/report/cache.py): a warm build is the fresh table;
+    a changed score file recomputes exactly its own row."""
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    cold = report.build(copy, data_dir=str(data_dir), n_resamples=BOOT)  # the copy carries the cache of `built`
+    warm = report.build(copy, data_dir=str(data_dir), n_resamples=BOOT)
+    assert warm.cache_stats == {"hits": len(warm.table), "misses": 0}
+    fresh = report.build(copy, data_dir=str(data_dir), n_resamples=BOOT, cache=False)
+    assert fresh.cache_stats == {"hits": 0, "misses": 0}
+    pd.testing.assert_frame_equal(cold.table, fresh.table)
+    pd.testing.assert_frame_equal(warm.table, fresh.table)
+    # new scores for one proxy and seed: only that row is recomputed, and it matches a fresh build
+    _, archs, truth = gpt2
+    for f in (copy / "scores" / "gpt2" / "noisy").glob("seed0-*.jsonl"):
+        f.unlink()
+    rng = np.random.default_rng(7)
+    _write_proxy(copy, "gpt2", "noisy", 0, {a: float(-v + rng.normal(0, 5.0)) for a, v in truth.items()})
+    again = report.build(copy, data_dir=str(data_dir), n_resamples=BOOT)
+    assert again.cache_stats == {"hits": len(again.table) - 1, "misses": 1}
+    fresh = report.build(copy, data_dir=str(data_dir), n_resamples=BOOT, cache=False)
+    pd.testing.assert_frame_equal(again.table, fresh.table)
+    assert row(again, "gpt2", "noisy")["rho"] != row(warm, "gpt2", "noisy")["rho"]

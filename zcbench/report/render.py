@@ -199,7 +199,7 @@ def write_tables(data: ReportData, out: Path, formats=TABLE_FORMATS) -> list[Pat
         p.write_text("\n".join(parts))
         written.append(p)
         p = out / "reproduction.tex"
-        p.write_text(f"% needs \\usepackage{{booktabs}}\n" + (latex_table(
+        p.write_text("% needs \\usepackage{booktabs}\n" + (latex_table(
             display_reproduction(rep, latex=True), "Reproduction: zcbench vs published rank correlations",
             "tab:zcbench-reproduction") if len(rep) else "% no published numbers for these spaces\n"))
         written.append(p)

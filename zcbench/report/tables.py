@@ -18,6 +18,7 @@ import zcbench
 from zcbench import metrics
 from zcbench.errors import ReportError
 from zcbench.provenance import source_commit
+from zcbench.report.cache import RowCache
 from zcbench.report.load import Run, SpaceInfo, load_runs, load_search, load_space, select_configs
 
 DEFAULT_BASELINE = "params"
@@ -40,13 +41,19 @@ class ReportData:
     baseline: str
     notes: list = field(default_factory=list)
     provenance: dict = field(default_factory=dict)
+    cache_stats: dict = field(default_factory=dict)  # report row cache: {"hits": h, "misses": m}
 
 
 def build(results_dir="results", *, spaces=None, proxies=None, baseline: str = DEFAULT_BASELINE,
           target: str | None = None, data_dir=None, n_resamples: int = 1000, seed: int = 0,
-          all_configs: bool = False) -> ReportData:
-    """Read ``results_dir`` and compute the report table (see the module docstring)."""
+          all_configs: bool = False, cache: bool = True) -> ReportData:
+    """Read ``results_dir`` and compute the report table (see the module docstring).
+
+    Rows whose inputs are byte-identical to an earlier build come from the content-keyed
+    cache under ``<results_dir>/cache/report/`` (:mod:`zcbench.report.cache`; ``cache=False``
+    recomputes everything)."""
     results_dir = Path(results_dir)
+    row_cache = RowCache(results_dir, enabled=cache)
     if not (results_dir / "scores").is_dir():
         raise ReportError(f"no scores under {results_dir}/scores: run `python -m zcbench run ...` first")
     want = None if proxies is None else set(proxies) | {baseline}
@@ -91,7 +98,12 @@ def build(results_dir="results", *, spaces=None, proxies=None, baseline: str = D
             t = truth.reindex(s.index) if truth is not None else pd.Series(math.nan, index=s.index)
             score_rows.append(pd.DataFrame({"space": space, "proxy": plabel, "seed": r.seed, "arch_id": s.index,
                                             "score": s.to_numpy(), "truth": t.to_numpy(dtype=float)}))
-        rows.append(_group_row(space, plabel, rs, series, info, groups, baseline, n_resamples, seed))
+        key = _row_key(row_cache, space, plabel, rs, info, groups, baseline, n_resamples, seed)
+        row = row_cache.get(key)
+        if row is None:
+            row = _group_row(space, plabel, rs, series, info, groups, baseline, n_resamples, seed)
+            row_cache.put(key, row)
+        rows.append(row)
 
     per_seed = pd.DataFrame(per_seed_rows)
     for col in ("n", "n_excluded", "tau", "rho", "constant", "top10", "top20", "top50"):
@@ -128,7 +140,8 @@ def build(results_dir="results", *, spaces=None, proxies=None, baseline: str = D
             "bootstrap_seed": seed, "confidence": 0.95}
     table.attrs.update(baseline=baseline)
     return ReportData(table=table, per_seed=per_seed, scores=scores, spaces=space_infos, groups=groups,
-                      search=load_search(results_dir, spaces), baseline=baseline, notes=notes, provenance=prov)
+                      search=load_search(results_dir, spaces), baseline=baseline, notes=notes, provenance=prov,
+                      cache_stats={"hits": row_cache.hits, "misses": row_cache.misses})
 
 
 TABLE_COLUMNS = [
@@ -138,6 +151,22 @@ TABLE_COLUMNS = [
     "n_inf", "n_na", "n_error", "constant", "is_baseline", "metric", "higher_is_better", "proxy_name", "proxy_version",
     "config", "run_keys", "data_config", "zcbench_versions", "zcbench_commits", "citation",
 ]
+
+
+def _row_key(row_cache: RowCache, space, plabel, rs, info: SpaceInfo, groups, baseline, n_resamples, seed) -> str:
+    """Content key of a row: its score files' bytes and metadata, the baseline's (paired test),
+    the oriented ground truth, and the options (see :mod:`zcbench.report.cache`)."""
+    def files(runs):
+        return [[r.seed, row_cache.file_hash(r.path), json.dumps(r.meta, sort_keys=True, default=str)] for r in runs]
+
+    oriented = info.oriented
+    base = groups.get((space, baseline)) if rs[0].proxy != baseline else None
+    return row_cache.key({
+        "space": space, "proxy": plabel, "runs": files(rs), "baseline": baseline,
+        "baseline_runs": files(base) if base else None, "n_resamples": int(n_resamples), "seed": int(seed),
+        "metric": info.metric, "higher_is_better": bool(info.higher_is_better),
+        "truth": None if oriented is None else [[str(k), float(v)] for k, v in sorted(oriented.items())],
+    })
 
 
 def _group_row(space, plabel, rs, series, info: SpaceInfo, groups, baseline, n_resamples, seed) -> dict:
