@@ -1,5 +1,9 @@
 """The ``leaderboard`` job: a static website built from the results store.
 
+Size: over 500 lines because it is the whole static site (overview, space, proxy, metrics,
+reproduction and submit pages) written as plain string templates in one place; moving the
+pages into ``zcbench/site/`` modules is the natural split when it grows further.
+
 Plain HTML + one CSS file + one JS file (``zcbench/site/``), no CDN, no build step, no
 ``fetch()``: every number is written into the pages themselves, so the site works when
 opened from ``file://`` as well as when served. All links are relative.

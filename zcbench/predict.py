@@ -1,5 +1,8 @@
 """Few-shot predictors built from stored proxy scores: ``python -m zcbench predict space=<s>``.
 
+Size: over 500 lines because the protocol, the feature table, every predictor and the report
+of issue #21 read top-down in one file.
+
 Question (issue #21): with ``k`` trained (labelled) architectures, do all the zero-cost
 proxies *together* rank the remaining architectures better than the parameter count?
 NAS-Bench-Suite-Zero (Krishnakumar et al., NeurIPS 2022 Datasets & Benchmarks) asked it

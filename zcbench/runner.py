@@ -1,5 +1,8 @@
 """The ``run`` job: score architectures of a space with proxies, store, correlate, print.
 
+Size: over 500 lines because it is the run job end to end (configuration checks, architecture
+selection, the scoring loop, set-level proxies, summaries, shard merge, ``run --help``).
+
 Everything here is independent of Hydra; ``zcbench.cli`` turns the composed
 config into a ``RunConfig`` and calls ``run``; ``zcbench.evaluate`` calls the same
 ``run_job`` and returns its per-architecture frame.

@@ -1,5 +1,8 @@
 """ETAS: proxy-guided regularized evolution over a benchmark's stored pool (tabular NAS).
 
+Size: over 500 lines because Algorithm 1, its scorer over stored scores, the result tables and
+the ETAS correlation table are one method, read top-down in one file.
+
 Paper: J. Yang and Y. Liu, "ETAS: Zero-Shot Transformer Architecture Search via Network
 Trainability and Expressivity", Findings of ACL 2024, Algorithm 1 (appendix). Entry
 point: ``main_etas(cfg)`` (Hydra config ``conf/etas.yaml``; ``python -m zcbench etas
