@@ -20,6 +20,9 @@ on GPT-2 the fused q/k/v, the attention output projection, the FFN's first layer
 (before its nonlinearity; ``GELU(x) > 0`` iff ``x > 0``, so the codes are the same) and
 second layer. It reads the engine's ``layer_outputs`` (which also runs a backward: the
 engine has no forward-only capture of every layer's output).
+
+Layers counted: the ffn_act taps (default) or the outputs of the weight layers
+(layers=weight_layers).
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ class ActivationDistance(Proxy):
     needs = frozenset({"forward"})
     taps = frozenset({"ffn_act"})
     citation = "Serianni & Kalita, ACL 2023; Mellor et al., ICML 2021"
+    layers_counted = "the ffn_act taps (default) or the outputs of the weight layers (layers=weight_layers)"
     defaults = {"example": 0, "layers": "ffn_act"}
     added_options = frozenset({"layers"})  # at its default, runs stored before it existed stay valid
 

@@ -14,6 +14,8 @@ Deviation: the notebook hooked the outputs of the q/k/v projections (B x T x D) 
 took the max over the token axis; we take the same statistic on the heads' outputs,
 the tensor the model contract exposes for every attention-like operation. The
 softmax-map version is ``softmax_confidence``.
+
+Layers counted: none: the head_out taps' activations (no weight layer).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class AttentionConfidence(Proxy):
     needs = frozenset({"forward"})
     taps = frozenset({"head_out"})
     citation = "Serianni & Kalita, ACL 2023; Voita et al., ACL 2019"
+    layers_counted = "none: the head_out taps' activations (no weight layer)"
     defaults = {}
 
     def score(self, ctx) -> float:

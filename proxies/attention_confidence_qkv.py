@@ -24,6 +24,8 @@ statistic on the heads' outputs) gives 0.19 / 0.24 there.
 
 Deviation: the projection outputs come from the engine's ``layer_outputs`` (the standard
 forward in eval mode, no dropout); upstream ran the bare backbone in train mode.
+
+Layers counted: the nn.Linear layers tagged attn (their outputs).
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ FUSED_QKV = ("c_attn", "qkv_net", "qkv")  # one Linear holding q, k and v side b
 class AttentionConfidenceQKV(Proxy):
     needs = frozenset({"layer_outputs"})
     citation = "Serianni & Kalita, ACL 2023 (training-free-nas head confidence); Voita et al., ACL 2019"
+    layers_counted = "the nn.Linear layers tagged attn (their outputs)"
     defaults = {}
 
     def score(self, ctx) -> float:

@@ -18,6 +18,14 @@ Deviations: HF ``Conv1D`` stores its weight transposed, so on LPZero's GPT-2 the
 broadcast used ``fan_out`` instead of ``fan_in``; we use the definition (weights per
 output channel). Eval mode. Layers called more than once per forward are rejected by
 the engine (none of the built-in spaces has one).
+
+Layers counted: every nn.Linear / nn.Conv1d / nn.Conv2d weight layer except the output
+head (include_output=True adds it); layers=reference: nn.Linear / nn.Conv2d only. Default
+layer set ``zcbench`` (nn.Linear + nn.Conv1d + nn.Conv2d)
+because FlexiBERT's DSC convolutions (nn.Conv1d) are weight layers of those networks and the
+stored runs count them; ``layers=reference`` counts nn.Linear + nn.Conv2d only, the layer set
+of Abdelfattah et al.'s ``get_layer_metric_array`` and ZiCo's official code (on FlexiBERT DSC
+networks this moves ZiCo by 8-10 %; elsewhere both sets are the same layers).
 """
 from __future__ import annotations
 
@@ -32,6 +40,9 @@ from zcbench.proxies._common import d, layers_or_na, sum_sq
 class Fisher(Proxy):
     needs = frozenset({"layer_outputs"})
     citation = "Theis et al. 2018; Turner et al., BlockSwap, ICLR 2020; Abdelfattah et al., ICLR 2021"
+    weight_layer_option = True
+    layers_counted = ("every nn.Linear / nn.Conv1d / nn.Conv2d weight layer except the output head "
+                      "(include_output=True adds it); layers=reference: nn.Linear / nn.Conv2d only")
     defaults = {"objective": None, "include_output": False}
 
     def score(self, ctx) -> float:

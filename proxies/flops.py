@@ -6,6 +6,9 @@ element-wise ops are not counted), divided by the batch size: FLOPs of one examp
 at the run's ``seq_len``. Like ``params``, a capacity baseline that any zero-cost
 proxy should beat (LPZero reports proxy costs in FLOPs; Abdelfattah et al., ICLR 2021,
 use FLOPs as a baseline proxy). Higher = larger model = predicted better.
+
+Layers counted: none individually: the forward FLOPs of the whole model (torch's
+FlopCounterMode).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from zcbench.registry import register_proxy
 class Flops(Proxy):
     needs = frozenset({"flops"})
     citation = "baseline; Abdelfattah et al., ICLR 2021"
+    layers_counted = "none individually: the forward FLOPs of the whole model (torch's FlopCounterMode)"
     defaults = {}
 
     def score(self, ctx) -> float:

@@ -19,6 +19,9 @@ operations except their output projection (q/k/v, WMA weight, LT input, span-con
 upstream walked ``layer.operation.operation``), keeping only layers with
 ``out_features >= min_out_features`` (default 128, upstream's constant, which drops
 FlexiBERT's small span-conv kernel generators).
+
+Layers counted: per-head gates on the head_out taps; variant=weights: the attention input
+nn.Linear projections.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from zcbench.proxies._common import attention_input_layers, d
 @register_proxy("head_importance")
 class HeadImportance(Proxy):
     citation = "Michel et al., NeurIPS 2019; Serianni & Kalita, ACL 2023"
+    layers_counted = ("per-head gates on the head_out taps; variant=weights: the attention input nn.Linear projections")
     defaults = {"objective": None, "variant": "mask", "min_out_features": 128}
     added_options = frozenset({"min_out_features"})  # at its default, runs stored before it existed stay valid
 

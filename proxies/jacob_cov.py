@@ -21,6 +21,8 @@ symmetric matrix (upstream: ``np.linalg.eig``). training-free-nas (Serianni &
 Kalita) instead correlated the hidden dimensions of the position-embedding
 gradient; we keep Mellor's per-example definition. A NaN correlation (a constant
 Jacobian row) gives a NaN score, as upstream.
+
+Layers counted: none: the input Jacobian at the embedding tap (no weight layer).
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ def jacobian_rows(ctx) -> torch.Tensor:
 class JacobCov(Proxy):
     needs = frozenset({"jacobian"})
     citation = "Mellor et al., Neural Architecture Search without Training, ICML 2021"
+    layers_counted = "none: the input Jacobian at the embedding tap (no weight layer)"
     defaults = {"k": 1e-5}
 
     def score(self, ctx) -> float:

@@ -15,6 +15,8 @@ the published formula. The diagonal (i = j) is excluded exactly: the notebook's
 into terms of order 0.16 each. As in ``jacob_cov``, rows are examples (Celotti's
 definition), not the hidden dimensions of the position-embedding gradient that the
 training-free-nas notebook used.
+
+Layers counted: none: the input Jacobian at the embedding tap (no weight layer).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from zcbench.proxies.jacob_cov import jacobian_rows
 class JacobianCosine(Proxy):
     needs = frozenset({"jacobian"})
     citation = "Celotti et al. 2020; Serianni & Kalita, ACL 2023"
+    layers_counted = "none: the input Jacobian at the embedding tap (no weight layer)"
     defaults = {"power": 1.0 / 20}
 
     def score(self, ctx) -> float:

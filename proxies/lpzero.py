@@ -58,6 +58,14 @@ weight, i.e. the fan-in; G = dL/dW of the LM loss). Its Spearman rho with -perpl
 *negative* (-0.98 on the 200 LTS networks, also in the authors' stored score file
 ``saved_logs/random_GPT2_wt103/lpzero_scores_seed_1111.yaml``); the paper prints its
 magnitude. See docs/reproduction.md.
+
+Layers counted: every nn.Linear / nn.Conv1d / nn.Conv2d weight layer except the output
+head (W and G inputs); layers=reference: nn.Linear / nn.Conv2d only. Default layer set
+``zcbench`` (nn.Linear + nn.Conv1d + nn.Conv2d)
+because FlexiBERT's DSC convolutions (nn.Conv1d) are weight layers of those networks and the
+stored runs count them; ``layers=reference`` counts nn.Linear + nn.Conv2d only, the layer set
+of Abdelfattah et al.'s ``get_layer_metric_array`` and ZiCo's official code (on FlexiBERT DSC
+networks this moves ZiCo by 8-10 %; elsewhere both sets are the same layers).
 """
 from __future__ import annotations
 
@@ -74,6 +82,9 @@ class LPZero(Proxy):
     needs = frozenset({"forward", "attn_query"})
     taps = frozenset({"ffn_act"})
     citation = "Dong et al., LPZero: Language Model Zero-cost Proxy Search from Zero, EMNLP Findings 2024"
+    weight_layer_option = True
+    layers_counted = ("every nn.Linear / nn.Conv1d / nn.Conv2d weight layer except the output head (W and G inputs); "
+                      "layers=reference: nn.Linear / nn.Conv2d only")
     defaults = {"softmax_over": "scalar", "reduce": "mean", "genotype": "bert"}
     added_options = frozenset({"genotype"})  # at its default, runs stored before it existed stay valid
 

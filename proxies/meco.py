@@ -15,6 +15,8 @@ rank-deficient and lambda_min = 0 for every network), so the positions are the
 tokens of the whole minibatch (option ``examples="first"`` restores one example),
 and the layers are the blocks rather than every submodule. Single forward, real
 text; eigenvalues via ``eigvalsh`` in float64.
+
+Layers counted: none: the block_out taps' activations (no weight layer).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from zcbench.proxies._common import d, taps_or_na
 class MeCo(Proxy):
     needs = frozenset({"forward"})
     citation = "Jiang et al., MeCo, NeurIPS 2023"
+    layers_counted = "none: the block_out taps' activations (no weight layer)"
     defaults = {"tap": "block_out", "examples": "all"}
 
     def __init__(self, **kwargs):

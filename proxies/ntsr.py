@@ -11,6 +11,8 @@ This is exactly ``rankfuse:[ntkt,sept]`` (``RankFuse`` in ``proxies/rankfuse.py`
 proxy scored by the runner from the stored component scores; the fused value of an
 architecture depends on the set it was ranked in (the runner keys it by the set).
 Ties share the average rank; a NaN/inf component makes the fused score NaN.
+
+Layers counted: none directly: the within-set ranks of ntkt and sept (see those proxies).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from zcbench.registry import register_proxy
 class NTSR(RankFuse):
     version = "1"
     citation = "Yang & Liu, ETAS, Findings of ACL 2024 (NTSR, Eq. 17)"
+    layers_counted = "none directly: the within-set ranks of ntkt and sept (see those proxies)"
     COMPONENTS = ("ntkt", "sept")
 
     def __init__(self, **kwargs):

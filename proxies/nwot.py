@@ -13,6 +13,8 @@ the ``ffn_act`` taps (all positions of each example flattened). A model without
 identical codes) gives ``-inf`` (status ``inf``), as upstream.
 
 See also ``activation_distance`` (Serianni & Kalita's variant of the same kernel).
+
+Layers counted: none: the ffn_act taps' binary activation codes (no weight layer).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ class NWOT(Proxy):
     needs = frozenset({"forward"})
     taps = frozenset({"ffn_act"})
     citation = "Mellor et al., Neural Architecture Search without Training, ICML 2021"
+    layers_counted = "none: the ffn_act taps' binary activation codes (no weight layer)"
     defaults = {}
 
     def score(self, ctx) -> float:

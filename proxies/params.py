@@ -11,6 +11,8 @@ this as the best training-free predictor of perplexity for GPT-2/Transformer-XL.
 
 Neither needs a model pass: counts come from the space's model built on the
 meta device.
+
+Layers counted: none (parameter counts from the space's own convention, no model is built).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class Params(Proxy):
 
     needs = frozenset({"arch"})
     citation = "baseline; see Abdelfattah et al., ICLR 2021; Javaheripi et al., NeurIPS 2022"
+    layers_counted = "none: parameter counts (the space's convention, meta device)"
 
     def score(self, ctx) -> float:
         return float(_counts(ctx)["total"])
@@ -41,6 +44,7 @@ class ParamsNonEmbedding(Proxy):
 
     needs = frozenset({"arch"})
     citation = "Javaheripi et al., LiteTransformerSearch, NeurIPS 2022"
+    layers_counted = "none: parameter counts (the space's convention, meta device)"
 
     def score(self, ctx) -> float:
         return float(_counts(ctx)["nonembedding"])

@@ -14,6 +14,8 @@ skipped; a model with none is n/a.
 Deviation: the training-free-nas notebook took ``torch.max(output, 1)`` on the
 (B, H, T, T) softmax output, i.e. the max over *heads*; we use Voita's definition
 (max over the attended positions), which is what the paper describes.
+
+Layers counted: none: the attn_probs taps (no weight layer).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class SoftmaxConfidence(Proxy):
     needs = frozenset({"forward"})
     taps = frozenset({"attn_probs"})
     citation = "Voita et al., ACL 2019; Serianni & Kalita, ACL 2023"
+    layers_counted = "none: the attn_probs taps (no weight layer)"
     defaults = {}
 
     def score(self, ctx) -> float:

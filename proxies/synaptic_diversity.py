@@ -11,6 +11,8 @@ and operation-specific projections), on the real minibatch with the real weights
 Convolutions inside an attention operation (FlexiBERT's DSC depthwise/pointwise
 kernels) are not ``nn.Linear`` and are skipped, as upstream. n/a when the model has
 no attention linear layer. TF-TAS's own DSS-indicator (linearised network) is ``dss``.
+
+Layers counted: the nn.Linear layers tagged attn (never a convolution).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from zcbench.proxies._common import layers_or_na, linear_only, nuclear, sum_over
 class SynapticDiversity(Proxy):
     needs = frozenset({"backward"})
     citation = "Zhou et al., TF-TAS, CVPR 2022; Serianni & Kalita, ACL 2023"
+    layers_counted = "the nn.Linear layers tagged attn (never a convolution)"
     defaults = {"objective": None}
 
     def score(self, ctx) -> float:

@@ -8,6 +8,8 @@ form Serianni & Kalita, ACL 2023, computed on BERT, reused by LPZero)::
 over the ``nn.Linear`` layers inside modules with role ``ffn`` (training-free-nas:
 ``ElectraLayer.intermediate`` and ``.output``), real minibatch, real weights. n/a
 when the model has no FFN linear layer. TF-TAS's DSS-indicator is ``dss``.
+
+Layers counted: the nn.Linear layers tagged ffn (never a convolution).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from zcbench.proxies._common import d, layers_or_na, linear_only, sum_over_weigh
 class SynapticSaliency(Proxy):
     needs = frozenset({"backward"})
     citation = "Zhou et al., TF-TAS, CVPR 2022; Serianni & Kalita, ACL 2023"
+    layers_counted = "the nn.Linear layers tagged ffn (never a convolution)"
     defaults = {"objective": None}
 
     def score(self, ctx) -> float:

@@ -20,6 +20,14 @@ positions); we keep the network's own |embedding| of token 1. The adaptive-softm
 GPT-2/Transformer-XL models return no logits (LPZero summed the head cluster's
 logits); the positive projection stands in for them. The sum of a LayerNorm output
 cannot be used: with gamma=1 it is constant, so its gradient vanishes.
+
+Layers counted: every nn.Linear / nn.Conv1d / nn.Conv2d weight layer except the output
+head (include_output=True adds it); layers=reference: nn.Linear / nn.Conv2d only. Default
+layer set ``zcbench`` (nn.Linear + nn.Conv1d + nn.Conv2d)
+because FlexiBERT's DSC convolutions (nn.Conv1d) are weight layers of those networks and the
+stored runs count them; ``layers=reference`` counts nn.Linear + nn.Conv2d only, the layer set
+of Abdelfattah et al.'s ``get_layer_metric_array`` and ZiCo's official code (on FlexiBERT DSC
+networks this moves ZiCo by 8-10 %; elsewhere both sets are the same layers).
 """
 from __future__ import annotations
 
@@ -32,6 +40,9 @@ from zcbench.proxies._common import d, layers_or_na
 class Synflow(Proxy):
     needs = frozenset({"synflow"})
     citation = "Tanaka et al., SynFlow, NeurIPS 2020; Abdelfattah et al., ICLR 2021"
+    weight_layer_option = True
+    layers_counted = ("every nn.Linear / nn.Conv1d / nn.Conv2d weight layer except the output head "
+                      "(include_output=True adds it); layers=reference: nn.Linear / nn.Conv2d only")
     defaults = {"include_output": False}
 
     def score(self, ctx) -> float:

@@ -57,8 +57,9 @@ Fig. 4 (input data sensitivity) does not apply: the proxy reads no data.
 
 Layers counted: every ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` whose role is ``attn`` or
 ``ffn`` (embeddings, normalisation and the output head never enter). Conv1d counts here (the
-engine's weight-layer set): FlexiBERT's DSC convolutions are part of its token-mixing
-(attention) sub-module, which is the paper's split.
+engine's weight-layer set, the default ``layers=zcbench``): FlexiBERT's DSC convolutions are
+part of its token-mixing (attention) sub-module, which is the paper's split;
+``layers=reference`` drops nn.Conv1d (Abdelfattah et al.'s layer set).
 
 needs = {"weights"}: one model build at ``torch.manual_seed(seed)``, no data.
 """
@@ -92,7 +93,7 @@ def matrix_capacity(w: torch.Tensor, capacity: str = "mean_sq", exact_svd: bool 
 
 def module_capacities(ctx, capacity: str = "mean_sq", exact_svd: bool = False) -> tuple[float, float]:
     """(C_attn, C_ffn) of the context's model, memoised in ``ctx.cache`` (shared by proxies)."""
-    key = ("zerolm_capacities", capacity, bool(exact_svd))
+    key = ("zerolm_capacities", capacity, bool(exact_svd), ctx.layer_set)
     if key not in ctx.cache:
         out = []
         for role in ("attn", "ffn"):
@@ -125,6 +126,7 @@ class ZeroLM(Proxy):
     citation = "Chen, Ding, Wang, Pedrycz, ZeroLM, arXiv:2503.18646 (2025)"
     defaults = {"alpha": 0.5, "capacity": "mean_sq", "exact_svd": False, "blocks": "both"}
     added_options = frozenset({"blocks"})  # at "both" the stored v1 runs keep their keys
+    weight_layer_option = True  # option layers=zcbench|reference (an added option too)
     layers_counted = ("the weight matrices tagged attn and ffn (every Linear / Conv1d / Conv2d of a block's "
                       "attention or feed-forward part; embeddings, norms and the output head excluded)")
 
@@ -154,8 +156,8 @@ class _ZeroLMBlocks(ZeroLM):
     """A named variant with ``blocks`` fixed (its own leaderboard row; same numbers as ``zerolm blocks=...``)."""
 
     BLOCKS = "both"
-    defaults = {"capacity": "mean_sq", "exact_svd": False}
-    added_options = frozenset()
+    defaults = {"capacity": "mean_sq", "exact_svd": False, "layers": "zcbench"}
+    added_options = frozenset({"layers"})
 
     def __init__(self, **kwargs):
         Proxy.__init__(self, **kwargs)
@@ -165,7 +167,8 @@ class _ZeroLMBlocks(ZeroLM):
 
     @property
     def identity_options(self) -> dict:
-        return {k: self.options[k] for k in ("capacity", "exact_svd")}
+        out = {k: self.options[k] for k in ("capacity", "exact_svd")}
+        return out if self.options.get("layers", "zcbench") == "zcbench" else {**out, "layers": self.options["layers"]}
 
 
 @register_proxy("zerolm_attn")

@@ -413,6 +413,8 @@ def score_one(p: Proxy, ctx: Context, pneeds: set, pass_errors: dict, pass_time:
         if n in pass_errors:
             return ScoreResult(float("nan"), "error", overhead, f"pass for '{n}' failed: {pass_errors[n]}")
     t0 = time.perf_counter()
+    opts = getattr(p, "options", None)  # the layer set ctx.weight_layers() uses for this proxy (LAYER_SETS)
+    ctx.layer_set = opts.get("layers", "zcbench") if getattr(p, "weight_layer_option", False) else "zcbench"
     try:
         with torch.no_grad():
             v = p.score(ctx)

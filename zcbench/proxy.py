@@ -94,6 +94,11 @@ DATA_NEEDS = frozenset({"forward", "backward", "layer_outputs", "head_mask", "at
 OBJECTIVES = ("loss", "hidden_sum")
 # The "layers" of the zero-cost literature (see :func:`weight_layers`).
 WEIGHT_LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
+# Layer sets a proxy with ``weight_layer_option`` can count (its option ``layers``):
+# "zcbench" = WEIGHT_LAYER_TYPES, the default (stored runs; FlexiBERT's DSC convolutions are
+# nn.Conv1d weight layers of the network); "reference" = what Abdelfattah et al.'s
+# get_layer_metric_array and ZiCo's official code count: nn.Conv2d and nn.Linear only.
+LAYER_SETS = {"zcbench": WEIGHT_LAYER_TYPES, "reference": (nn.Linear, nn.Conv2d)}
 
 
 @dataclass
@@ -125,7 +130,12 @@ class Proxy:
       unknown options and stores the merged dict in ``self.options``;
     * ``added_options`` — options added after scores were stored: at their default
       value they are left out of ``identity_options`` (the run identity), so stored
-      runs of the unchanged default computation stay valid and resumable.
+      runs of the unchanged default computation stay valid and resumable;
+    * ``weight_layer_option`` — True for proxies that sum over weight layers: they get the
+      option ``layers`` (``zcbench`` default | ``reference``, see ``LAYER_SETS``; an added
+      option, so stored runs keep their keys) and ``ctx.weight_layers()`` honours it;
+    * ``layers_counted`` — one line saying which layers/parameters the proxy counts (shown
+      on the proxy's leaderboard page).
     """
 
     name: str = ""
@@ -136,8 +146,18 @@ class Proxy:
     citation: str = ""
     defaults: dict = {}
     added_options: frozenset = frozenset()
+    weight_layer_option: bool = False
+    layers_counted: str = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("weight_layer_option", False) and "layers" not in cls.defaults:
+            cls.defaults = {**cls.defaults, "layers": "zcbench"}
+            cls.added_options = frozenset(cls.added_options) | {"layers"}
 
     def __init__(self, **kwargs):
+        if "layers" in kwargs and "layers" in self.defaults and kwargs["layers"] not in LAYER_SETS:
+            raise ValueError(f"proxy {self.name}: layers={kwargs['layers']!r}; valid: {', '.join(LAYER_SETS)}")
         if self.defaults is not Proxy.defaults:  # unknown names (did you mean ...?) and typed values (zcbench.options)
             from zcbench.options import check_proxy_options
 
@@ -220,6 +240,7 @@ class Context:
     cache: dict = field(default_factory=dict)  # per-arch memo shared by proxies
     objective: str = "loss"
     train_mode: bool = False
+    layer_set: str = "zcbench"  # the scoring proxy's ``layers`` option (set by the engine per proxy)
     # built objects
     model: nn.Module | None = None
     batch: Any = None
@@ -244,12 +265,17 @@ class Context:
         """The objective's gradient for ``param`` (None when the parameter did not take part)."""
         return self.weight_grads.get(self._param_names.get(id(param)))
 
-    def weight_layers(self, roles: tuple[str, ...] | None = None, include_output: bool = False) -> list[WeightLayer]:
-        """Weight layers of the model in module order (see ``weight_layers``)."""
+    def weight_layers(self, roles: tuple[str, ...] | None = None, include_output: bool = False,
+                      layer_set: str | None = None) -> list[WeightLayer]:
+        """Weight layers of the model in module order (see ``weight_layers``), restricted to the
+        types of ``LAYER_SETS[layer_set]`` (default: the scoring proxy's ``layers`` option)."""
         key = ("weight_layers",)
         if key not in self.cache:
             self.cache[key] = weight_layers(self.model)
         layers = self.cache[key]
+        types = LAYER_SETS[layer_set or self.layer_set]
+        if types is not WEIGHT_LAYER_TYPES:
+            layers = [w for w in layers if isinstance(w.module, types)]
         if not include_output:
             layers = [w for w in layers if w.role != "output"]
         if roles is not None:
