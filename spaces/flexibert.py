@@ -454,9 +454,15 @@ class FlexiBertSpace(Space):
 
     def __init__(self, data_dir: str | None = None, target: str | None = None, **cfg):
         super().__init__(data_dir=data_dir, target=target, **cfg)
-        unknown = set(cfg) - {"variant", "dropout", "mask_prob"}
+        unknown = set(cfg) - {"variant", "dropout", "mask_prob", "corpus"}
         if unknown:
-            raise ValueError(f"space flexibert: unknown options {sorted(unknown)}; valid: variant, dropout, mask_prob")
+            raise ValueError(f"space flexibert: unknown options {sorted(unknown)}; valid: variant, dropout, mask_prob, "
+                             f"corpus")
+        self.corpus = cfg.get("corpus")  # minibatch text (zcbench.text.resolve_corpus); None: WikiText-2
+        if self.corpus is not None:
+            from zcbench.text import resolve_corpus
+
+            resolve_corpus(self.corpus)
         self.variant = cfg.get("variant", "genes")
         if self.variant not in VARIANTS:
             raise ValueError(f"space flexibert: variant={self.variant!r}; valid: {', '.join(VARIANTS)}")
@@ -633,7 +639,8 @@ class FlexiBertSpace(Space):
         if not 4 <= seq_len <= MAX_POSITIONS:
             raise ValueError(f"seq_len={seq_len} must lie in [4, {MAX_POSITIONS}]")
         if self._stream is None:
-            self._stream = token_stream("wordpiece", VOCAB_SIZE, self.data_dir)
+            kw = {} if self.corpus is None else {"corpus": self.corpus}
+            self._stream = token_stream("wordpiece", VOCAB_SIZE, self.data_dir, **kw)
         stream, prov = self._stream
         n_text = seq_len - 2
         text = lm_windows(stream, batch_size, n_text - 1, seed)  # n_text tokens per row

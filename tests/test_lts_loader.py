@@ -239,6 +239,8 @@ def test_datasets_corpus_offline(tmp_path, data_dir):
                                                                                 {"disk": str(saved)})[0]
     toks = tok.decode(b.inputs.reshape(-1).tolist()).split()
     assert sum(t in words for t in toks) >= 0.9 * len(toks)  # the batch is the dataset's text
+    fb = create_space("flexibert", data_dir=str(data_dir), corpus={"disk": str(saved)})  # every text space
+    assert fb.make_batch(2, 16, seed=0).info["corpus"] == "disk:tiny_ds"
     base = create_space("gpt2", data_dir=str(data_dir)).make_batch(2, 16, seed=0)
     assert not torch.equal(base.inputs, b.inputs)
     # the run key records the corpus: a run with it starts its own score file

@@ -36,10 +36,11 @@ def _per_seed(data, space: str, proxy: str) -> dict:
 
 
 def _rho(scores: pd.Series, oriented: pd.Series) -> tuple[float, int]:
+    """Spearman rho and n; rho is NaN for constant scores (no ranking)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # NaN/inf scores are excluded and counted in n
         c = metrics.correlate(scores, oriented, n_resamples=0)
-    return float(c.spearman_rho), int(c.n)
+    return (math.nan if c.constant else float(c.spearman_rho)), int(c.n)
 
 
 def _config(data, space: str, proxy: str) -> str:
@@ -75,9 +76,12 @@ def table_from_data(data, source: str = SOURCE, target: str = TARGET, baseline: 
             per_seed = _per_seed(data, sp, p)
             vals = [(_rho(s, info.oriented)) for s in per_seed.values()] if info is not None and \
                 info.oriented is not None else []
+            all_vals = [(r, n) for r, n in vals if n >= 3]
+            row[f"constant_{sp}"] = bool(vals) and all(n >= 3 and not math.isfinite(r) for r, n in vals)
             vals = [(r, n) for r, n in vals if n >= 3 and math.isfinite(r)]
             row[f"rho_{sp}"] = sum(r for r, _ in vals) / len(vals) if vals else math.nan
-            row[f"n_{sp}"] = int(pd.Series([n for _, n in vals]).median()) if vals else 0
+            ns = [n for _, n in (vals or all_vals)]
+            row[f"n_{sp}"] = int(pd.Series(ns).median()) if ns else 0
             row[f"seeds_{sp}"] = len(vals)
             row[f"batch_{sp}"] = _config(data, sp, p)
         # the baseline on exactly the proxy's scored target architectures, seed by seed
@@ -117,6 +121,10 @@ def _f(x, nd=3) -> str:
         f"{x:.{nd}f}"
 
 
+def _rho_text(r, space: str) -> str:
+    return "constant" if r.get(f"constant_{space}") else _f(r[f"rho_{space}"])
+
+
 def markdown(df: pd.DataFrame, source: str = SOURCE, target: str = TARGET, baseline: str = BASELINE,
              command: str = "") -> str:
     """The generalization view as Markdown (every number from ``df``)."""
@@ -129,7 +137,8 @@ def markdown(df: pd.DataFrame, source: str = SOURCE, target: str = TARGET, basel
         "Same GPT-2 search space and model code, two training corpora (LTS, Javaheripi et al., NeurIPS 2022). "
         "ρ: Spearman correlation of the proxy with validation perplexity (negated), mean over the stored seeds; "
         "n: architectures with a finite score (median over seeds); batch: the minibatch (batch × length) of "
-        "the reported configuration; Δ = ρ(LM1B) − ρ(WikiText-103). "
+        "the reported configuration; constant: every architecture got the same score (no ranking); "
+        "Δ = ρ(LM1B) − ρ(WikiText-103). "
         f"`{baseline} (same archs)` is the baseline's ρ on exactly the architectures the proxy was scored on "
         "in LM1B, and ✓ marks proxies above it.", ""]
     if math.isfinite(a["rho"]):
@@ -141,8 +150,8 @@ def markdown(df: pd.DataFrame, source: str = SOURCE, target: str = TARGET, basel
             f"{baseline} (same archs)", "beats"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in df.iterrows():
-        cells = [f"`{r['proxy']}`", _f(r[f"rho_{source}"]), str(r[f"n_{source}"] or "—"), str(r[f"seeds_{source}"]),
-                 r[f"batch_{source}"] or "—", _f(r[f"rho_{target}"]), str(r[f"n_{target}"] or "—"),
+        cells = [f"`{r['proxy']}`", _rho_text(r, source), str(r[f"n_{source}"] or "—"), str(r[f"seeds_{source}"]),
+                 r[f"batch_{source}"] or "—", _rho_text(r, target), str(r[f"n_{target}"] or "—"),
                  str(r[f"seeds_{target}"]), r[f"batch_{target}"] or "—",
                  "—" if not math.isfinite(r["d_rho"]) else f"{r['d_rho']:+.3f}", _f(r[f"base_rho_{target}"]),
                  "✓" if r[f"beats_base_{target}"] else ""]
@@ -170,7 +179,7 @@ def site_sections(data) -> list:
             "beats it on LM1B"]
     rows = []
     for _, r in df.iterrows():
-        cells = [E(str(r["proxy"])), _f(r[f"rho_{SOURCE}"]), str(r[f"n_{SOURCE}"] or "—"), _f(r[f"rho_{TARGET}"]),
+        cells = [E(str(r["proxy"])), _rho_text(r, SOURCE), str(r[f"n_{SOURCE}"] or "—"), _rho_text(r, TARGET),
                  str(r[f"n_{TARGET}"] or "—"), "—" if not math.isfinite(r["d_rho"]) else f"{r['d_rho']:+.3f}",
                  _f(r[f"base_rho_{TARGET}"]), "yes" if r[f"beats_base_{TARGET}"] else ""]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
