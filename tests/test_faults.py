@@ -238,7 +238,7 @@ def test_n_archs_above_the_pool_is_a_printed_cap(data_dir, capsys):
 
 
 # ---- 4: outputs never replaced by emptier ones -----------------------------------------------
-def test_report_and_leaderboard_without_data_fail_and_keep_the_previous_output(data_dir, tmp_path):
+def test_report_and_leaderboard_without_data_fail_and_keep_the_previous_output(data_dir, tmp_path, monkeypatch):
     from zcbench.leaderboard import main_leaderboard
     from zcbench.report import main_report
     from zcbench.runner import RunConfig, run
@@ -276,13 +276,9 @@ def test_report_and_leaderboard_without_data_fail_and_keep_the_previous_output(d
     def boom(*a, **k):
         raise RuntimeError("disk gone")
 
-    orig = lb.index_page
-    lb.index_page = boom
-    try:
-        with pytest.raises(RuntimeError):
-            lb.build_site(data, site, figures=False, data_dir=data_dir)
-    finally:
-        lb.index_page = orig
+    monkeypatch.setattr(lb, "index_page", boom)  # fails after the tables and assets are written
+    with pytest.raises(RuntimeError):
+        lb.build_site(data, site, figures=False, data_dir=data_dir)
     after = {p: p.read_bytes() for p in list(out.rglob("*")) + list(site.rglob("*")) if p.is_file()}
     assert after == before
     assert not [p for p in tmp_path.iterdir() if ".building" in p.name or p.name.endswith(".old")]
