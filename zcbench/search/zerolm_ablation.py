@@ -45,7 +45,7 @@ def _cell(r) -> str:
         return "—"
     ci = (f" [{r.rho_ci_lo:.2f}, {r.rho_ci_hi:.2f}]" if math.isfinite(r.rho_ci_lo) and math.isfinite(r.rho_ci_hi)
           else "")
-    return f"{r.rho:.3f} / {r.tau:.3f}{ci}"
+    return f"{r.rho:.3f} / {r.tau:.3f}{ci} ({int(r.n_seeds)} seed{'s' if int(r.n_seeds) != 1 else ''})"
 
 
 def write(df: pd.DataFrame, out: Path, command: str) -> str:
@@ -59,12 +59,12 @@ def write(df: pd.DataFrame, out: Path, command: str) -> str:
              "Figs. 3 and 5 print no numbers (only their captions are available), so there is no published column. "
              "Log Complexity is our reading (sum over attention/FFN weight matrices of log ||W||_F; "
              "proxies/zerolm.py). Fig. 4 (input data) does not apply to a data-free proxy.", "",
-             "| space | n | seeds | " + " | ".join(label for _, label in COLUMNS) + " |",
-             "|---|---|---|" + "---|" * len(COLUMNS)]
+             "| space | n | " + " | ".join(label for _, label in COLUMNS) + " |",
+             "|---|---|" + "---|" * len(COLUMNS)]
     for space, g in df.groupby("space", sort=True):
         by = {r.proxy: r for r in g.itertuples()}
         any_r = next(iter(by.values()))
-        lines.append(f"| {space} | {int(any_r.n_archs)} | {int(any_r.n_seeds)} | "
+        lines.append(f"| {space} | {int(any_r.n_archs)} | "
                      + " | ".join(_cell(by.get(c)) for c, _ in COLUMNS) + " |")
     text = "\n".join(lines) + "\n"
     atomic_write_text(out / "ablation.md", text)
