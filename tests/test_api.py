@@ -146,7 +146,7 @@ def test_score_hf_models_built_from_configs(kind):
     head = {id(m) for name in ("lm_head", "cls") if hasattr(ref, name) for m in getattr(ref, name).modules()}
     lins = [m for m in lins if id(m) not in head]  # snip leaves the output head out (include_output=False)
     grads = torch.autograd.grad(out.loss, [m.weight for m in lins], allow_unused=True)
-    want = sum(float((m.weight * g).abs().sum()) for m, g in zip(lins, grads) if g is not None)
+    want = sum(float((m.weight.detach() * g).abs().sum()) for m, g in zip(lins, grads) if g is not None)
     assert s["snip"] == pytest.approx(want, rel=1e-4)
 
 
@@ -212,6 +212,13 @@ def test_default_user_run_leaves_the_repository_clean(data_dir, tmp_path):
     assert new == set()  # in CI's fresh clone `before` is empty and this is the whole `git status`
     stored = list((tmp_path / "zchome" / "results" / "scores" / "gpt2" / "params").glob("*.jsonl"))
     assert len(stored) == 1 and len(stored[0].read_text().splitlines()) == 5
+    # zcbench.evaluate with the same settings is the same run: same run key, same scores
+    df = zcbench.evaluate("gpt2", "params", n_archs=5, bootstrap=0)
+    assert stored[0].name == df.attrs["run_keys"]["params"] + ".jsonl"
+    import json
+
+    cli = {r["arch_id"]: r["score"] for r in map(json.loads, stored[0].read_text().splitlines())}
+    assert cli == df["params"].to_dict()
 
 
 def test_run_help_lists_every_key_with_one_line():

@@ -3,6 +3,7 @@ verbatim readers, used only when no data dir is configured (docs/data.md)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,9 @@ def test_attribution_and_licence_ship_with_the_tables():
 def no_data_dir(monkeypatch, tmp_path):
     """A fresh machine: no ZCBENCH_DATA and an empty download cache."""
     monkeypatch.delenv("ZCBENCH_DATA", raising=False)
+    session = Path(os.environ["ZCBENCH_CACHE"]) / "tokenizers"
+    if session.is_dir():  # trained tokenizers are keyed by the text's sha256: reuse them, as a user's cache would
+        shutil.copytree(session, tmp_path / "cache" / "tokenizers")
     monkeypatch.setenv("ZCBENCH_CACHE", str(tmp_path / "cache"))
     return tmp_path
 
@@ -64,6 +68,15 @@ def test_embedded_text_is_the_verbatim_bytes(data_dir, no_data_dir):
     folder = embedded.text_dir(resolve_data_dir(None) / "text" / "wikitext-2")
     for f in ("valid.txt", "test.txt"):
         assert (folder / f).read_bytes() == (data_dir / "text" / "wikitext-2" / f).read_bytes()
+
+
+def test_minibatch_from_the_embedded_text_equals_the_verbatim_one(data_dir, no_data_dir):
+    import torch
+
+    emb = zcbench.create_space("gpt2").make_batch(2, 16, 0)
+    verbatim = zcbench.create_space("gpt2", data_dir=str(data_dir)).make_batch(2, 16, 0)
+    assert torch.equal(emb.inputs, verbatim.inputs) and torch.equal(emb.targets, verbatim.targets)
+    assert emb.info == verbatim.info  # same corpus label, split and tokenizer key (content hash)
 
 
 def test_a_configured_data_dir_is_never_replaced_by_the_embedded_copy(tmp_path, monkeypatch):

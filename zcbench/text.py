@@ -236,7 +236,7 @@ def corpus_dir(data_dir, corpus=None) -> tuple[Path, Corpus, dict]:
 
 def _text_dir(data_dir, corpus: str = "wikitext-2") -> Path:
     d = resolve_data_dir(data_dir) / "text" / corpus
-    if not d.exists() and not data_dir:
+    if not d.exists():
         from zcbench.embedded import text_dir  # the embedded copy, only when no data dir is configured
 
         d = text_dir(d) or d
