@@ -6,6 +6,7 @@ Commands
   list [spaces|proxies]      registered plug-ins
   report [--results-dir R] [--out O] [--formats md,tex,html,csv]   tables and figures from results/
   leaderboard [--results-dir R] [--out O]                          static site from results/
+  submit proxy=<file.py|name> [spaces=[..]] [n_archs=K] [seeds=[..]] [out=DIR]   scored bundle for the leaderboard
   search [overrides]         LPZero proxy search (conf/search.yaml; task=search|ablation|transfer|cache)
   etas [overrides]           ETAS regularized-evolution architecture search (conf/etas.yaml)
   groundtruth build [overrides]   train sampled architectures into a new ground-truth table
@@ -50,7 +51,8 @@ def _space_choices() -> list[str]:
 
 
 def _prepare_overrides(argv: list[str], allow_none: bool = False) -> list[str]:
-    """Check names before Hydra composes (one-line errors) and quote ``prefix:[a,b]`` proxies."""
+    """Check names before Hydra composes (one-line errors) and quote ``prefix:[a,b]`` proxies.
+    (Keys and values are checked by ``zcbench.options`` in ``config.hydra_job``.)"""
     from zcbench.registry import UnknownNameError, get_proxy
 
     out = []
@@ -130,6 +132,8 @@ def _cmd_run(argv: list[str], mode: str = "run") -> None:
             space_options=_plain(cfg.space.get("options")),
             proxy_options=proxy_options(proxies, _plain(cfg.proxy_options)),
             bootstrap=cfg.bootstrap, progress=bool(cfg.progress),
+            replace_summary=bool(cfg.get("replace_summary", False)),
+            allow_modified_data=bool(cfg.get("allow_modified_data", False)),
         )
         run(rc, mode=mode)
 
@@ -153,7 +157,9 @@ def _cmd_data(argv: list[str]) -> None:
     from zcbench import fetch
     from zcbench.data import DataError
 
-    ap = argparse.ArgumentParser(prog="python -m zcbench data")
+    from zcbench.options import one_line_parser
+
+    ap = one_line_parser("python -m zcbench data")  # one-line errors
     sub = ap.add_subparsers(dest="action", required=True)
     f = sub.add_parser("fetch", help="download the pinned upstream files of a table (default: every table) into the data dir")
     f.add_argument("table", nargs="?", default=None, help="one of `python -m zcbench data list` (default: all)")
@@ -214,6 +220,12 @@ def _cmd_leaderboard(argv: list[str]) -> None:
     sys.exit(main_leaderboard(argv))
 
 
+def _cmd_submit(argv: list[str]) -> None:
+    from zcbench.submit import main_submit
+
+    sys.exit(main_submit(argv))
+
+
 
 def _hydra_command(config_name: str, entry, argv: list[str], allow_none: bool = False) -> None:
     """Check the overrides (names, keys, values) and run ``entry(cfg)`` on ``conf/<config_name>.yaml``
@@ -251,7 +263,7 @@ def _cmd_groundtruth(argv: list[str]) -> None:
 
 COMMANDS = {"run": _cmd_run, "merge": _cmd_merge, "list": _cmd_list, "data": _cmd_data, "report": _cmd_report,
             "leaderboard": _cmd_leaderboard, "search": _cmd_search, "etas": _cmd_etas,
-            "groundtruth": _cmd_groundtruth, "predict": _cmd_predict}
+            "groundtruth": _cmd_groundtruth, "predict": _cmd_predict, "submit": _cmd_submit}
 
 
 def main(argv: list[str] | None = None) -> None:
