@@ -28,7 +28,7 @@ def _counts(ctx) -> dict:
 
 @register_proxy("params")
 class Params(Proxy):
-    """#Params: total trainable parameters (higher = predicted better)."""
+    """#Params: score = sum of numel(theta) over the distinct trainable tensors theta (higher = predicted better)."""
 
     needs = frozenset({"arch"})
     citation = "baseline; see Abdelfattah et al., ICLR 2021; Javaheripi et al., NeurIPS 2022"
@@ -40,7 +40,7 @@ class Params(Proxy):
 
 @register_proxy("params_nonembedding")
 class ParamsNonEmbedding(Proxy):
-    """Decoder (non-embedding) parameters, LTS's proxy."""
+    """Decoder parameters, LTS's proxy: score = #params - #params(input embedding) - #params(output softmax)."""
 
     needs = frozenset({"arch"})
     citation = "Javaheripi et al., LiteTransformerSearch, NeurIPS 2022"
