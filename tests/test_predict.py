@@ -107,7 +107,7 @@ def test_no_heldout_architecture_leaks_into_fitting():
 
 
 def test_predict_on_stored_gpt2_scores(tmp_path):
-    res = P.run_predict(RESULTS, "gpt2", ks=(10,), n_splits=3, out=tmp_path, forward=False, n_boot=200)
+    res = P.run_predict(RESULTS, "gpt2", ks=(10,), n_splits=3, out=tmp_path / "predict", forward=False, n_boot=200)
     d, s = res["data"], res["summary"]
     assert len(d.ids) == 200 and {"params", "params_nonembedding", "snip"} <= set(d.proxies)
     assert set(s.predictor) >= {"params", "params_nonembedding", "ridge_ranks", "hgb_genes", "zerolm_alpha"}
@@ -118,9 +118,18 @@ def test_predict_on_stored_gpt2_scores(tmp_path):
     want = stats.spearmanr(d.scores.loc[te, "params"], d.truth.loc[te]).statistic
     got = res["splits"].query("predictor == 'params' and split == 0").rho.iloc[0]
     assert got == pytest.approx(want, abs=1e-12)
-    tables = P.ensemble_tables_from(tmp_path)
+    tables = P.ensemble_tables(tmp_path)
     assert list(tables) == ["gpt2"] and len(tables["gpt2"]) == len(s)
-    assert (tmp_path / "gpt2.md").exists() and (tmp_path / "gpt2.png").exists() and (tmp_path / "summary.md").exists()
+    out = tmp_path / "predict"
+    assert (out / "gpt2.md").exists() and (out / "gpt2.png").exists() and (out / "summary.md").exists()
+    # the leaderboard hook: an ensembles section on the gpt2 page and a summary on the index
+    from types import SimpleNamespace
+
+    secs = P.site_sections(SimpleNamespace(provenance={"results_dir": str(tmp_path)}, spaces={"gpt2": None}))
+    assert sorted(x.page for x in secs) == ["index", "space:gpt2"]
+    page = next(x for x in secs if x.page == "space:gpt2").html
+    params_rho = s[s.predictor == "params"].rho.iloc[0]
+    assert f"{params_rho:.3f}" in page and "data:image/png;base64" in page
 
 
 def test_predict_command_errors_are_one_line(capsys):
@@ -197,3 +206,46 @@ def test_fast_index_is_the_etas_gower_distance(data_dir):
         child = space.mutate(pool[rng.randrange(len(pool))], rng)
         np.testing.assert_allclose(fast.distances(child.genes), slow.distances(child.genes), rtol=0, atol=1e-12)
         np.testing.assert_array_equal(fast.distances(child.genes), fast.distances(child.genes))  # cached
+
+
+# --------------------------------------------------------------------------- robustness
+def test_batch_run_differs_from_the_standard_one_only_in_batch_size():
+    from zcbench.robustness import with_batch
+
+    data = {"batch": {"batch_size": 4, "seq_len": 192, "seed": 0, "corpus": "wikitext-2"}, "batch_size": 4,
+            "seq_len": 192, "device": "cpu", "proxy_options": {"a": 1}}
+    b1 = with_batch(data, 1)
+    assert b1["batch_size"] == 1 and b1["batch"]["batch_size"] == 1 and data["batch_size"] == 4
+    assert {k: v for k, v in b1.items() if k not in ("batch", "batch_size")} == \
+        {k: v for k, v in data.items() if k not in ("batch", "batch_size")}
+
+
+def test_robustness_columns_from_the_store():
+    """Seed spread and the batch-size columns recomputed by hand for one proxy (snip, GPT-2)."""
+    from scipy import stats
+
+    from zcbench.report import load_runs, load_space
+    from zcbench.robustness import batch_sensitivity, seed_spread
+
+    spread = seed_spread(RESULTS)
+    row = spread[(spread.space == "gpt2") & (spread.proxy == "snip")].iloc[0]
+    runs = [r for r in load_runs(RESULTS, ["gpt2"], {"snip"}) if r.space == "gpt2"]
+    info = load_space("gpt2", "gpt2", {}, None, None)
+    rhos = []
+    for r in runs:
+        if r.data.get("batch_size") != 4:
+            continue
+        s = pd.Series({i: rec["score"] for i, rec in r.records.items()})
+        if len(s) < 200:
+            continue
+        rhos.append(stats.spearmanr(s, info.oriented.reindex(s.index)).statistic)
+    assert row.n_seeds == 3 and row.rho_seed_std == pytest.approx(np.std(rhos, ddof=1), abs=1e-9)
+    batch = batch_sensitivity(RESULTS)
+    if batch.empty:
+        pytest.skip("no batch-size runs in the store")
+    b = batch.set_index("proxy")
+    assert "snip" in b.index and b.loc["snip", "n_batch"] >= 3
+    assert set(b.columns) >= {"rho_b1", "rho_b4", "rho_b16", "sign_flip"}
+    flips = b.sign_flip.astype(bool)
+    signs = np.sign(b[["rho_b1", "rho_b4", "rho_b16"]])
+    assert (flips == signs.apply(lambda x: len(set(x.dropna()) - {0}) > 1, axis=1)).all()

@@ -724,3 +724,93 @@ def main_predict(argv=None) -> int:
     except PredictError as exc:
         print(f"zcbench: error: {exc}", file=sys.stderr)
         return 2
+
+
+# --------------------------------------------------------------------------- leaderboard sections
+def html_table(head: list, rows: list, table_id: str = "") -> str:
+    import html as _h
+
+    tid = f' id="{_h.escape(table_id)}"' if table_id else ""
+    th = "".join(f"<th>{_h.escape(str(c))}</th>" for c in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<div class="table-wrap"><table{tid}><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def ensemble_html(space: str, summary: pd.DataFrame, forward: pd.DataFrame | None = None,
+                  figure: Path | None = None) -> str:
+    """The "ensembles" block of a space page: held-out rho [CI] per (k, predictor), smallest k, picks."""
+    import base64
+    import html as _h
+
+    preds = [p for p in PREDICTORS if p in set(summary.predictor)]
+    rows = []
+    for k, g in summary.groupby("k"):
+        cells = [str(int(k))]
+        for p in preds:
+            r = g[g.predictor == p]
+            if r.empty:
+                cells.append("—")
+                continue
+            r = r.iloc[0]
+            marks = ("*" if bool(r.get("beats_params", False)) else "") + (
+                "†" if bool(r.get("beats_nonemb", False)) else "")
+            cells.append(f"{r.rho:.3f} <span class=\"muted\">[{r.rho_ci_lo:.2f}, {r.rho_ci_hi:.2f}]</span>"
+                         + (f" <b>{marks}</b>" if marks else ""))
+        rows.append(cells)
+    ceil = ""
+    if "ceiling_rho" in summary.columns and np.isfinite(summary.ceiling_rho.iloc[0]):
+        ceil = f" Noise ceiling of the table: ρ = {summary.ceiling_rho.iloc[0]:.3f}."
+    lines = [f'<p class="muted">Held-out Spearman ρ (mean over {int(summary.n_splits.max())} random splits, 95% '
+             "bootstrap CI) of predictors fitted on k labelled architectures from the stored proxy scores; "
+             "* / † = significantly above params / params_nonembedding (paired bootstrap over splits, "
+             f"Bonferroni). Built by <code>python -m zcbench predict</code>; see docs/predict.md.{ceil}</p>",
+             html_table(["k"] + preds, rows, f"ensembles-{_safe_label(space)}")]
+    items = []
+    for base in BASELINES:
+        sk = smallest_k(summary, base)[space]
+        items.append(f"<li>smallest k that significantly beats <code>{base}</code>: "
+                     + (f"<b>{sk['k']}</b> ({_h.escape(', '.join(sk['predictors']))})" if sk["k"] else "<b>none</b>")
+                     + "</li>")
+    if forward is not None and len(forward):
+        picks = ", ".join(f"{_h.escape(str(r.added))} ({r.rho:.3f})" for _, r in forward.head(5).iterrows())
+        items.append(f"<li>forward selection (ridge, k = 50): {picks}</li>")
+    lines.append("<ul>" + "".join(items) + "</ul>")
+    if figure is not None and figure.exists():
+        b64 = base64.b64encode(figure.read_bytes()).decode()
+        lines.append(f'<figure><img src="data:image/png;base64,{b64}" alt="few-shot predictors on {_h.escape(space)}" '
+                     'style="max-width:100%"><figcaption>ρ and τ vs k (95% CI); dotted: noise ceiling'
+                     "</figcaption></figure>")
+    return "\n".join(lines)
+
+
+def site_sections(data) -> list:
+    """Leaderboard hook (``zcbench.leaderboard.SECTION_PROVIDERS``): an "Ensembles" section on each
+    space page with ``results/predict`` output, and an index section with the smallest k per space."""
+    from zcbench.leaderboard import Section
+
+    results_dir = Path(data.provenance.get("results_dir", "results"))
+    folder = results_dir / "predict"
+    tables = ensemble_tables_from(folder)
+    out, rows = [], []
+    for space, summary in tables.items():
+        if space not in data.spaces:
+            continue
+        fwd_path = folder / f"{_safe_label(space)}_forward.csv"
+        fwd = pd.read_csv(fwd_path) if fwd_path.exists() else None
+        out.append(Section(page=f"space:{space}", id="ensembles", title="Ensembles: few-shot predictors",
+                           html=ensemble_html(space, summary, fwd, folder / f"{_safe_label(space)}.png"), order=45))
+        cells = [f"<code>{space}</code>"]
+        for base in BASELINES:
+            sk = smallest_k(summary, base)[space]
+            cells.append(str(sk["k"]) if sk["k"] else "none")
+        g = summary[summary.k == summary.k.max()].sort_values("rho", ascending=False).iloc[0]
+        cells.append(f"{g.predictor} ({g.rho:.3f}, k = {int(g.k)})")
+        rows.append(cells)
+    if rows:
+        out.append(Section(page="index", id="ensembles", title="Ensembles: do the proxies together beat #params?",
+                           html='<p class="muted">Smallest number of labelled architectures k at which some '
+                                "few-shot predictor built from the stored proxy scores ranks the held-out rest "
+                                "significantly better than the parameter count (docs/predict.md).</p>"
+                                + html_table(["space", "smallest k vs params", "smallest k vs params_nonembedding",
+                                               "best at the largest k"], rows, "ensembles-summary"), order=45))
+    return out

@@ -12,7 +12,7 @@ Methods
             n0 = 3, N_m = 100, n_m = 3, mutation probability 0.3; ``conf/preset/etas_gpt2.yaml``)
             except for the stopping rule: to measure *when* a search reaches the top 1 %, the
             patience stop is switched off and the iterations extended until ``budget``
-            trainings (default 100; the paper's rule stops at <= 33). One deviation for the
+            trainings (default 50; the paper's rule stops at <= 33). One deviation for the
             set-level ``ntsr``: its stored score (rank fusion over the whole table) is used
             as is, not re-fused within each candidate set as ``python -m zcbench etas`` does.
 ``etas(none)`` the same evolution with every score equal (uniformly random choices): what
@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-BUDGET = 100
+BUDGET = 50
 N_SEEDS = 10
 TOP_FRACTION = 0.01
 REGRET_AT = 20
@@ -160,7 +160,7 @@ def etas_search(space, pool, index, scores: pd.Series, seed: int, budget: int = 
 
 
 def space_efficiency(results_dir, label: str, seeds=range(N_SEEDS), budget: int = BUDGET, data_dir=None,
-                     proxy_seed: int = 0, proxies=None, progress: bool = False) -> pd.DataFrame:
+                     proxy_seed: int = 0, proxies=None, progress: bool = False, on_proxy=None) -> pd.DataFrame:
     """Per-seed rows (space, method, proxy, seed, to_top1, regret20, n_trained) for one space label."""
     import zcbench
     from zcbench.predict import load_space_data
@@ -178,7 +178,8 @@ def space_efficiency(results_dir, label: str, seeds=range(N_SEEDS), budget: int 
     for seed in seeds:
         rows.append({"space": label, "method": "random", "proxy": "—", "seed": seed,
                      **trace_metrics(random_search(d.ids, truth, label, seed, budget), t, budget)})
-    names = [NONE] + list(d.proxies)
+    first = [NONE] + [p for p in ("params", "params_nonembedding") if p in d.proxies]
+    names = first + [p for p in d.proxies if p not in first]
     if proxies is not None:
         names = [n for n in names if n == NONE or n in proxies]
     for name in names:
@@ -189,6 +190,8 @@ def space_efficiency(results_dir, label: str, seeds=range(N_SEEDS), budget: int 
                          **trace_metrics(etas_search(space, pool, index, scores, seed, budget), t, budget)})
         if progress:
             print(f"  {label} {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        if on_proxy is not None:  # write what is done so far (a long run can be stopped and still used)
+            on_proxy(pd.DataFrame(rows))
     return pd.DataFrame(rows)
 
 
@@ -259,28 +262,37 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    frames = []
+    out = Path(a.out) if a.out else Path(a.results_dir) / "predict"
+    command = "python -m zcbench.search.efficiency " + " ".join(argv if argv is not None else sys.argv[1:])
+    state = {"md": ""}
+
+    def write(new: pd.DataFrame) -> None:
+        """Merge ``new`` per-seed rows into the stored ones (other spaces / methods kept) and rewrite."""
+        old_path = out / "efficiency_seeds.csv"
+        per_seed = new
+        if old_path.exists():
+            old = pd.read_csv(old_path)
+            key = ["space", "method", "proxy"]
+            done = set(map(tuple, new[key].drop_duplicates().to_numpy()))
+            old = old[[tuple(x) not in done for x in old[key].to_numpy()]]
+            per_seed = pd.concat([old, new], ignore_index=True)
+        table = aggregate(per_seed)
+        atomic_write_text(out / "efficiency.csv", table.to_csv(index=False))
+        atomic_write_text(out / "efficiency_seeds.csv", per_seed.to_csv(index=False))
+        state["md"] = markdown(table, command.strip(), time.perf_counter() - t0)
+        atomic_write_text(out / "efficiency.md", state["md"])
+
+    done = 0
     for s in spaces:
         try:
-            frames.append(space_efficiency(a.results_dir, s, range(a.seeds), a.budget, a.data_dir, progress=True))
+            space_efficiency(a.results_dir, s, range(a.seeds), a.budget, a.data_dir, progress=True, on_proxy=write)
+            done += 1
         except PredictError as exc:
             print(f"efficiency: {s}: skipped: {exc}", file=sys.stderr)
-    if not frames:
+    if not done:
         print("zcbench: error: no space with stored scores and ground truth", file=sys.stderr)
         return 2
-    per_seed = pd.concat(frames, ignore_index=True)
-    out = Path(a.out) if a.out else Path(a.results_dir) / "predict"
-    old_path = out / "efficiency_seeds.csv"
-    if old_path.exists():  # keep the other spaces' rows: one space can be rebuilt alone
-        old = pd.read_csv(old_path)
-        per_seed = pd.concat([old[~old.space.isin(per_seed.space.unique())], per_seed], ignore_index=True)
-    table = aggregate(per_seed)
-    command = "python -m zcbench.search.efficiency " + " ".join(argv if argv is not None else sys.argv[1:])
-    atomic_write_text(out / "efficiency.csv", table.to_csv(index=False))
-    atomic_write_text(out / "efficiency_seeds.csv", per_seed.to_csv(index=False))
-    md = markdown(table, command.strip(), time.perf_counter() - t0)
-    atomic_write_text(out / "efficiency.md", md)
-    print(md)
+    print(state["md"])
     return 0
 
 
