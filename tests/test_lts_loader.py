@@ -287,3 +287,22 @@ def test_etas_subspace_constraints(data_dir):
         s.validate(dict(g, d_inner=[2 * g["d_model"]] * g["n_layer"]))  # must be strictly larger
     with pytest.raises(ValueError, match="unknown subspace"):
         create_space("gpt2", data_dir=str(data_dir), subspace="nope")
+
+
+@pytest.mark.slow  # two CLI subprocesses (the same path runs in-process in test_synthetic_table_loads_builds_and_scores)
+def test_cli_table_dir_by_path(tmp_path, data_dir):
+    """As a user types it: the table loads by path, the run fails in one line when no network fits."""
+    import subprocess
+    import sys
+
+    table = tmp_path / "pool"
+    _write_table(table, _syn_configs(), {"config_0_j0": 80.0, "config_0_j1": 60.0, "config_1_j0": 70.0})
+    base = [sys.executable, "-m", "zcbench", "run", "proxy=params", "space=gpt2", f"space.options.table_dir={table}",
+            f"results_dir={tmp_path / 'r'}", "progress=false", "bootstrap=0"]
+    ok = subprocess.run(base, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "gpt2 | params | seed 0 | n=3 |" in ok.stdout
+    bad = subprocess.run([*base, "proxy=grad_norm", "seq_len=32"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0
+    last = bad.stderr.strip().splitlines()[-1]
+    assert "all 3 architectures failed" in last and "24 positions" in last

@@ -59,6 +59,8 @@ def _prepare_overrides(argv: list[str], allow_none: bool = False) -> list[str]:
     for arg in argv:
         if re.match(r"^proxy_options\.", arg):
             arg = "++" + arg  # proxy_options is {} by default: new keys need Hydra's force-add
+        if re.match(r"^space\.options\.", arg):
+            arg = "++" + arg  # space.options is {} too: table_dir, corpus, dropout, subspace, ... (spaces' own options)
         m = re.match(r"^(\+?)(space|proxy|proxies)=(.*)$", arg)
         if not m:
             out.append(arg)
