@@ -150,6 +150,19 @@ def test_score_hf_models_built_from_configs(kind):
     assert s["snip"] == pytest.approx(want, rel=1e-4)
 
 
+def test_score_hf_vit_built_from_a_config():
+    torch.manual_seed(0)
+    transformers.logging.set_verbosity_error()
+    cfg = transformers.ViTConfig(image_size=32, patch_size=8, num_hidden_layers=2, hidden_size=32,
+                                 num_attention_heads=4, intermediate_size=64, num_labels=10)
+    model = transformers.ViTForImageClassification(cfg)
+    batch = {"pixel_values": torch.randn(4, 3, 32, 32), "labels": torch.tensor([0, 1, 2, 3])}
+    s = zcbench.score(model, batch, ["snip", "attention_confidence", "head_importance", "synflow", "params"])
+    assert s.attrs["status"] == {name: "ok" for name in s.index}, s.attrs["message"]
+    assert s.attrs["roles"]["taps"] == {"embedding": 1, "attn_probs": 2, "head_out": 2, "ffn_act": 2, "block_out": 2}
+    assert s["params"] == sum(p.numel() for p in model.parameters())
+
+
 def test_score_multihead_attention_model_and_the_na_rule():
     class Tiny(nn.Module):
         def __init__(self):
