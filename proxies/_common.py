@@ -45,7 +45,10 @@ def as_matrix(w: torch.Tensor) -> torch.Tensor:
 def nuclear(w: torch.Tensor) -> torch.Tensor:
     """Nuclear norm (sum of singular values) in float64, from the eigenvalues of the smaller Gram
     matrix (sigma_i = sqrt(lambda_i(W^T W))): the same number as ``matrix_norm(ord="nuc")`` to
-    ~1e-12 relative, about twice as fast on the tall attention projections."""
+    ~1e-12 relative on full-rank matrices, about twice as fast on the tall attention projections.
+    A rank-deficient matrix gains ~sqrt(eps64) * sigma_max per null direction (its Gram
+    eigenvalues of 0 come out ~1e-16 lambda_max): 5e-9 to 1.2e-8 relative on the tiny
+    transformer's synflow gradients (tests/test_proxy_values.py)."""
     x = d(as_matrix(w))
     gram = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T
     return torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().sum()

@@ -33,6 +33,32 @@ def cfg(table: Path, rec: dict, n_archs=3, **kw) -> dict:
             "results_dir": "results", "shard": None, "threads": 1, "bootstrap": 200, **kw}
 
 
+def digits_params(genes: dict, img_size=8, patch=4, classes=10, head_dim=64, rel_tables=4 * (2 * 14 + 2)) -> int:
+    """Parameter count of an AutoFormer network of the digits recipe, written out by hand (not the
+    space's code): patch conv, class token + position embedding, per layer biased qkv to 3 * 64 H
+    and proj back, four relative-position tables of (2 * 14 + 2) x 64 rows, two LayerNorms and the
+    MLP (hidden int(D r)); final LayerNorm and the classifier."""
+    D, n = genes["embed_dim"], (img_size // patch) ** 2
+    total = (3 * patch * patch * D + D) + D * (n + 2) + 2 * D + (D * classes + classes)
+    for H, r in zip(genes["num_heads"], genes["mlp_ratio"]):
+        Q, F = head_dim * H, int(D * r)
+        total += (D * 3 * Q + 3 * Q) + (Q * D + D) + rel_tables * head_dim + 4 * D + (D * F + F) + (F * D + D)
+    return total
+
+
+def test_digits_params_formula_by_hand():
+    # worked through by hand for D=48, heads [1,2,2,2], ratios [4,4,4,2]: patch 2352, tokens 288,
+    # layers 39072 + 51552 + 51552 + 42240, final norm 96, classifier 490
+    g = {"embed_dim": 48, "depth": 4, "num_heads": [1, 2, 2, 2], "mlp_ratio": [4.0, 4.0, 4.0, 2.0]}
+    assert digits_params(g) == 2352 + 288 + 39072 + 2 * 51552 + 42240 + 96 + 490 == 187642
+
+
+def test_committed_digits_table_counts_match_the_hand_formula():
+    t = read_groundtruth_table(REPO / "results" / "groundtruth" / "autoformer_digits")
+    assert len(t.archs) >= 100
+    assert all(a.params == digits_params(a.genes) for a in t.archs)
+
+
 def rows(folder: Path) -> list[dict]:
     return [json.loads(ln) for ln in (folder / "table.jsonl").read_text().splitlines() if ln.strip()]
 
@@ -57,7 +83,7 @@ def test_build_writes_rows_header_and_is_seeded(image_table, tmp_path):
     assert len(rs) == 6 and len({(r["arch_id"], r["seed"]) for r in rs}) == 6
     assert {r["seed"] for r in rs} == {0, 1}
     for r in rs:
-        assert 0.0 <= r["top1"] <= 100.0 and r["train_seconds"] > 0 and r["params"] > 1000
+        assert 0.0 <= r["top1"] <= 100.0 and r["train_seconds"] > 0 and r["params"] == digits_params(r["genes"])
         assert set(r["genes"]) == {"embed_dim", "depth", "num_heads", "mlp_ratio"}
         assert r["genes"]["embed_dim"] in (32, 48, 64)  # the recipe's sub-space, not AutoFormer-tiny's
     meta = yaml.safe_load((image_table / "table.yaml").read_text())
@@ -177,6 +203,8 @@ def test_runner_scores_params_against_the_table(image_table, tmp_path):
            for ln in f.read_text().splitlines()]
     table_params = {a.arch_id: a.params for a in read_groundtruth_table(image_table).archs}
     assert {r["arch_id"]: r["score"] for r in rec} == pytest.approx(table_params)  # the trained networks
+    genes = {a.arch_id: a.genes for a in read_groundtruth_table(image_table).archs}
+    assert {r["arch_id"]: r["score"] for r in rec} == {i: digits_params(g) for i, g in genes.items()}  # by hand
     meta = json.loads(next((tmp_path / "scores" / "autoformer" / "params").glob("*.meta.json")).read_text())
     assert meta["data"]["space_options"]["img_size"] == 8 and meta["data"]["space_options"]["table"] == str(image_table)
     with pytest.raises(ConfigError, match="built for space autoformer"):
