@@ -238,3 +238,35 @@ def test_ray_local_sweep_lands_in_store(tmp_path):
     for f in files.values():
         check_jsonl(f, 8)
     assert sorted(LINE.match(ln).group(2) for ln in result_lines(out.stdout)) == ["params", "params_nonembedding"]
+
+
+def test_submitit_slurm_writes_the_sbatch_script_the_docs_describe(tmp_path):
+    """No Slurm here: a stand-in ``sbatch`` keeps the script submitit hands it and refuses the
+    submission (``srun`` only has to exist). The script must carry the settings of
+    conf/hydra/launcher/submitit_slurm.yaml and the overrides, as docs/scaling.md's table says."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
+                        reason="hydra-submitit-launcher is not installed (pip install hydra-submitit-launcher)")
+    bin_dir, cap = tmp_path / "bin", tmp_path / "captured"
+    bin_dir.mkdir()
+    cap.mkdir()
+    fake = ('#!/bin/sh\nfor a in "$@"; do if [ -f "$a" ]; then cp "$a" "$CAPTURE_DIR/job.sbatch"; fi; done\n'
+            'echo "sbatch: error: no Slurm here (test double)" >&2\nexit 1\n')
+    for name in ("sbatch", "srun"):
+        (bin_dir / name).write_text(fake)
+        (bin_dir / name).chmod(0o755)
+    env = _env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", CAPTURE_DIR=str(cap))
+    out = subprocess.run([sys.executable, "-m", "zcbench", "run", "-m", "proxy=params", "space=gpt2", "seed=0,1,2",
+                          "n_archs=2", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu",
+                          "hydra.launcher.array_parallelism=2", "hydra.launcher.timeout_min=7",
+                          "hydra.launcher.gpus_per_node=1", "+hydra.launcher.additional_parameters={mail-type:END}",
+                          f"results_dir={tmp_path / 'res'}", f"hydra.sweep.dir={tmp_path / 'mr'}"],
+                         capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert out.returncode != 0 and "no Slurm here (test double)" in out.stderr  # the submission was refused
+    script = (cap / "job.sbatch").read_text()
+    opts = dict(ln[len("#SBATCH --"):].split("=", 1) for ln in script.splitlines() if ln.startswith("#SBATCH --"))
+    assert opts["array"] == "0-2%2"  # 3 jobs of the sweep, at most array_parallelism=2 at once
+    assert (opts["partition"], opts["time"], opts["gpus-per-node"], opts["mail-type"]) == ("gpu", "7", "1", "END")
+    assert (opts["cpus-per-task"], opts["mem"]) == ("4", "32GB")  # the conf's defaults
+    assert opts["signal"] == "USR2@120"  # signal_delay_s
+    assert re.search(r"^srun .* -m submitit\.core\._submit ", script, re.M)
+    assert not (tmp_path / "res" / "scores").exists()  # nothing ran
