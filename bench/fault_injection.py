@@ -93,6 +93,11 @@ def corr_of(results: Path) -> dict:
     return out
 
 
+def n_records(results: Path) -> int:
+    return sum(len(p.read_bytes().splitlines()) for p in (results / "scores").rglob("*.jsonl")) \
+        if (results / "scores").is_dir() else 0
+
+
 def run_storm(base: Path, kills_wanted: int, n_archs: int, rng: random.Random) -> dict:
     clean, dirty = base / "clean", base / "killed"
     sel = [f"n_archs={n_archs}"]
@@ -106,7 +111,11 @@ def run_storm(base: Path, kills_wanted: int, n_archs: int, rng: random.Random) -
                                   stderr=subprocess.PIPE, text=True) for i in range(2)]
         starts += 2
         if kills < kills_wanted:
-            time.sleep(rng.uniform(6.0, 20.0))  # start-up (imports) is ~5 s; kill while scoring
+            # kill while scoring: wait for the shards' next stored record, then a random moment later
+            n0 = n_records(dirty)
+            while n_records(dirty) == n0 and any(pr.poll() is None for pr in procs):
+                time.sleep(0.2)
+            time.sleep(rng.uniform(0.0, 4.0))
             for pr in procs:
                 if pr.poll() is None:
                     pr.send_signal(signal.SIGKILL)
