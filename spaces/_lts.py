@@ -449,10 +449,12 @@ class LTSSpace(Space):
     def default_seq_len(self) -> int:
         """Minibatch length when the run does not set ``seq_len``: the table's ``tgt_len``
         (the length the networks were trained on), else the sampling default."""
-        if self.gt_table is None and not self.cfg.get("subspace"):
-            t = self.table_tgt_len()
+        if self.table_path is not None and self.gt_table is None and not self.cfg.get("subspace"):
+            t = self.table_tgt_len()  # a table loaded by path: read it
             if t:
                 return int(t)
+        # the space's own table: its tgt_len is the class default (equal for every record; tested),
+        # so resolving the length needs no table read
         return int(self.FIXED.get("tgt_len", self.DEFAULT_TGT_LEN))
 
     # ---- architectures ----------------------------------------------------

@@ -47,7 +47,7 @@ def test_lm1b_table_settings(lm1b):
     assert g["cutoffs"] == [50264] and g["tie_projs"] == [False] and g["tgt_len"] == 32
     assert g["d_embed"] == g["d_model"] == 512 and g["div_val"] == 2 and g["n_layer"] == 16
     assert a.truth["valid_ppl"] == pytest.approx(52.27780055567351)
-    assert lm1b.default_seq_len() == 32
+    assert lm1b.default_seq_len() == 32 == min(x.meta["tgt_len"] for x in st) == max(x.meta["tgt_len"] for x in st)
     assert a.id == "64cb991de2a6"  # pinned: stored LM1B scores are keyed by it
     assert len({x.id for x in st}) == 200
 

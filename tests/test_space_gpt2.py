@@ -37,6 +37,7 @@ def test_table_loaded(space, stored):
     assert a.genes["cutoffs"] == [19997, 39997, 50264]
     assert a.genes["tie_projs"] == [False, True, True]
     assert a.genes["n_head"] == [2, 4, 4, 8, 8] and a.genes["d_inner"] == [1071, 640, 1286, 800, 1871]
+    assert {x.meta["tgt_len"] for x in stored} == {space.default_seq_len()} == {192}  # the table's length
 
 
 def test_param_parity_all_200(space, stored):

@@ -37,6 +37,10 @@ def test_tables_loaded(hetero, homo):
     h = homo.by_id("config_0_j0")
     assert isinstance(h.genes["n_head"], int) and isinstance(h.genes["d_inner"], int)
     assert homo.summary(h)["n_head"] == [h.genes["n_head"]] * h.genes["n_layer"]
+    # the default minibatch length is the table's tgt_len (tgt_len is no gene here: it sizes nothing)
+    for sp in (hetero, homo):
+        assert {x.meta["tgt_len"] for x in sp} == {sp.default_seq_len()} == {192}
+        assert "tgt_len" not in sp.by_id("config_0_j0").genes
 
 
 @pytest.mark.parametrize("which", ["hetero", "homo"])

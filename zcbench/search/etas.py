@@ -412,6 +412,15 @@ def summarize_search(search_dir: Path, space, table_dir: Path) -> pd.DataFrame:
 # ============================================================================
 # Hydra entry point
 # ============================================================================
+def _default_seq_len(space_name: str, space_options: dict, cfg) -> int:
+    """``seq_len: null`` (the LTS spaces' conf): the space's table length (``default_seq_len``)."""
+    from zcbench.registry import create_space
+
+    opts = {k: v for k, v in space_options.items() if v is not None}
+    space = create_space(space_name, data_dir=cfg.get("data_dir"), **opts)
+    return int(space.default_seq_len())
+
+
 def config_from_hydra(cfg) -> list[ETASConfig]:
     """ETASConfig per requested proxy from a DictConfig composed from conf/etas.yaml.
 
@@ -445,7 +454,7 @@ def config_from_hydra(cfg) -> list[ETASConfig]:
         out.append(ETASConfig(
             space=space_name, proxy=name, seeds=seeds, N0=int(cfg.N0), n0=int(cfg.n0), N_m=int(cfg.N_m),
             n_m=int(cfg.n_m), mutation_prob=float(cfg.mutation_prob), M=int(cfg.M), patience=int(cfg.patience),
-            results_dir=str(cfg.results_dir), batch_size=int(cfg.batch_size), seq_len=None if cfg.seq_len is None else int(cfg.seq_len),
+            results_dir=str(cfg.results_dir), batch_size=int(cfg.batch_size), seq_len=int(cfg.seq_len) if cfg.seq_len is not None else _default_seq_len(space_name, space_options, cfg),
             device=str(cfg.device), data_dir=cfg.get("data_dir"), target=cfg.get("target"),
             proxy_seed=int(cfg.get("proxy_seed", 0)), proxy_options=popts, space_options=space_options,
             search_dir=cfg.get("search_dir"), table_dir=cfg.get("table_dir"),
