@@ -127,7 +127,9 @@ def test_hydra_entry_point(tmp_path, data_dir):
     (c,) = config_from_hydra(cfg)
     assert (c.space, c.proxy, c.seeds, c.N0, c.n0, c.N_m, c.n_m, c.M, c.patience) == \
         ("gpt2", "none", [3, 4], 300, 3, 10, 3, 2, 5)
-    assert c.mutation_prob == 0.3 and c.batch_size == 16 and c.seq_len == 192
+    # seq_len: conf/space/gpt2.yaml's; null means the table's tgt_len (192), resolved here or by the runner
+    assert c.mutation_prob == 0.3 and c.batch_size == 16 and c.seq_len in (192, None)
+    assert c.space_options == {"table": None}  # table=null: dropped before any run key is formed
     main_etas(cfg)
     df = pd.read_csv(tmp_path / "search" / "etas-gpt2-none.csv")
     assert set(df.seed) == {3, 4} and df.n_evaluated.max() <= 3 + 2 * 3

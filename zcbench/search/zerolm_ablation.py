@@ -29,11 +29,11 @@ COLUMNS = (("params", "#params"), ("zerolm_logc", "Log Complexity (Fig. 3)"), ("
            ("zerolm_attn", "Attn-only (Fig. 5)"), ("zerolm", "Both, alpha=0.5 (Fig. 5)"))
 
 
-def ablation_table(results_dir="results", n_resamples: int = 1000) -> pd.DataFrame:
-    """One row per (space, variant) that has stored scores and ground truth."""
+def ablation_table(results_dir="results", n_resamples: int = 1000, spaces=None) -> pd.DataFrame:
+    """One row per (space, variant) that has stored scores and ground truth (``spaces``: names or labels)."""
     from zcbench.report import build
 
-    data = build(results_dir, proxies=[c for c, _ in COLUMNS], n_resamples=n_resamples)
+    data = build(results_dir, spaces=spaces, proxies=[c for c, _ in COLUMNS], n_resamples=n_resamples)
     t = data.table
     t = t[t["proxy"].isin([c for c, _ in COLUMNS]) & t["rho"].notna()]
     return t[["space", "proxy", "rho", "rho_std", "rho_ci_lo", "rho_ci_hi", "tau", "tau_std", "n_archs",
@@ -76,10 +76,11 @@ def main(argv=None) -> None:
     ap.add_argument("--results-dir", default="results")
     ap.add_argument("--out", default="results/zerolm")
     ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--spaces", nargs="*", default=None, help="space names or labels (default: every one stored)")
     a = ap.parse_args(argv)
-    cmd = "python -m zcbench.search.zerolm_ablation" + (f" --results-dir {a.results_dir}" if a.results_dir != "results"
-                                                         else "")
-    print(write(ablation_table(a.results_dir, a.bootstrap), Path(a.out), cmd))
+    cmd = "python -m zcbench.search.zerolm_ablation" + (" --spaces " + " ".join(f"'{x}'" for x in a.spaces)
+                                                         if a.spaces else "")
+    print(write(ablation_table(a.results_dir, a.bootstrap, a.spaces), Path(a.out), cmd))
 
 
 if __name__ == "__main__":
