@@ -137,3 +137,17 @@ def test_submit_errors_are_one_line(bundle, capsys, tmp_path):
     empty.write_text("x = 1\n")
     assert submit.main_submit([f"proxy={empty}"]) == 2
     assert "exactly one proxy" in capsys.readouterr().err
+
+
+def test_every_registered_proxy_has_a_family():
+    from zcbench import families
+    from zcbench.registry import list_proxies
+
+    names = list_proxies()
+    stale = set(families.PROXY_FAMILY) - set(names)
+    assert not stale, f"PROXY_FAMILY names proxies that are not registered: {sorted(stale)}"
+    for name in names:
+        assert families.proxy_family(name) in families.FAMILIES, name
+    assert families.family_from_needs({"backward"}) == "gradient"
+    assert families.family_from_needs({"forward"}) == "activation"
+    assert families.family_from_needs({"arch"}) == "data-free"

@@ -28,8 +28,10 @@ PROXY_FAMILY = {
     "length_distortion": "activation",
     "attention_confidence": "attention", "attention_confidence_qkv": "attention",
     "softmax_confidence": "attention", "head_importance": "attention",
-    "lpzero": "searched", "eznas": "searched", "searched": "searched",
+    "lpzero": "searched", "eznas": "searched",
 }
+#: Family of parametrised names ``prefix:...`` (registered with ``register_proxy_prefix``).
+PREFIX_FAMILY = {"searched": "searched"}
 _NEEDS_FAMILY = (("synflow", "data-free"), ("attn_query", "attention"), ("head_mask", "attention"),
                  ("backward", "gradient"), ("hvp", "gradient"), ("jacobian", "gradient"),
                  ("multi_batch", "gradient"), ("layer_outputs", "gradient"), ("forward", "activation"))
@@ -47,6 +49,12 @@ def family_from_needs(needs) -> str:
 def proxy_family(name: str) -> str:
     """Family of a proxy: its class attribute ``family``, else :data:`PROXY_FAMILY`, else its needs."""
     base = name.split("[")[0].split(":")[0]
+    if ":" in name and base in PREFIX_FAMILY:
+        return PREFIX_FAMILY[base]
+    if ":" in name:  # a combination such as rankfuse:[ntkt,sept]: the family of its first member
+        members = [m for m in name.split(":", 1)[1].strip("[]").split(",") if m.strip()]
+        if members:
+            return proxy_family(members[0].strip())
     try:
         p = zcbench.get_proxy(base)
     except Exception:

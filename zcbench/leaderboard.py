@@ -594,6 +594,13 @@ def seed_ranks(data: rp.ReportData, space: str) -> pd.DataFrame:
     if ps.empty:
         return pd.DataFrame(columns=["proxy", "seed", "rho", "rank"])
     ps = ps[["proxy", "seed", "rho"]].copy()
+    # ranks are comparable only among the same proxies: keep the seeds that scored at least half of the
+    # space's proxies, and the proxies scored in every kept seed
+    counts = ps.groupby("seed")["proxy"].nunique()
+    seeds = counts[counts >= max(2, counts.max() / 2)].index
+    ps = ps[ps["seed"].isin(seeds)]
+    full = ps.groupby("proxy")["seed"].nunique()
+    ps = ps[ps["proxy"].isin(full[full == len(seeds)].index)].copy()
     ps["rank"] = ps.groupby("seed")["rho"].rank(ascending=False, method="min")
     return ps
 
@@ -638,8 +645,8 @@ def plot_stability(data: rp.ReportData, spaces: list[str], path: Path) -> Path |
         ax.set_xlabel("rank by ρ within the seed (1 = best)", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
         st = seed_stability(data, s)
-        ax.text(0.98, 0.02, f"{space_title(s, data.spaces.get(s))}\nτ between seeds {rp.fmt_float(st['tau'], 2)}",
-                transform=ax.transAxes, fontsize=8, ha="right", va="bottom", fontweight="bold")
+        ax.text(0.02, 0.02, f"{space_title(s, data.spaces.get(s))}\nτ between seeds {rp.fmt_float(st['tau'], 2)}",
+                transform=ax.transAxes, fontsize=8, ha="left", va="bottom", fontweight="bold")
         ax.legend(fontsize=6.5, loc="upper right")
         ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
@@ -816,7 +823,7 @@ def _proxy_doc(name: str) -> dict:
     out.update(registered=True, doc=textwrap.dedent(cls.__doc__ or "").strip(),
                module_doc=(mod.__doc__ or "").strip() if mod else "", citation=getattr(p, "citation", "") or "",
                needs=", ".join(sorted(getattr(p, "needs", ()) or ())), version=str(getattr(p, "version", "")),
-               module=cls.__module__)
+               module=cls.__module__, layers=str(getattr(p, "layers_counted", "") or ""))
     return out
 
 
@@ -831,6 +838,7 @@ def proxy_page(data: rp.ReportData, proxy_name: str, figures: set, spaces: list[
     parts = [f"<h1>{E(proxy_name)}</h1>", _kv([
         ("family", _fam_tag(fam) + f" <span class=\"muted\">{E(FAMILY_TEXT[fam])}</span>"),
         ("citation", E(citation or "—")), ("needs", E(doc["needs"] or "—")),
+        *([("layers counted", E(doc["layers"]))] if doc.get("layers") else []),
         ("proxy version", E(doc["version"] or ", ".join(sorted(set(tab["proxy_version"]))))),
         ("implementation", f"<code>{E(doc['module'])}</code>" if doc["module"] else
          E("not registered in this installation")),
@@ -1138,10 +1146,10 @@ def submit_page(data: rp.ReportData, spaces: list[str]) -> str:
          "activations, <code>{\"weights\"}</code> or <code>{\"arch\"}</code> for data-free scores) and returns one "
          "number per network; higher must mean better. Put the formula and the citation in the docstring.</p>"
          "<pre>from zcbench import register_proxy\nfrom zcbench.proxy import Proxy\n\n\n@register_proxy()\nclass "
-         "WeightL2(Proxy):\n    \"\"\"Sum of squared weights at initialisation (a toy).\"\"\"\n\n    name = "
-         "\"weight_l2\"\n    needs = {\"weights\"}\n    family = \"data-free\"\n    citation = \"your paper\"\n\n"
+         "WeightSq(Proxy):\n    \"\"\"Sum of squared weights at initialisation (a toy).\"\"\"\n\n    name = "
+         "\"weight_sq\"\n    needs = frozenset({\"weights\"})\n    family = \"data-free\"\n    citation = \"your paper\"\n\n"
          "    def score(self, ctx):\n        return float(sum((p.detach() ** 2).sum() for p in "
-         "ctx.model.parameters()))</pre>"),
+         "ctx.model.parameters()))</pre><p>Save it as <code>my_proxy.py</code>.</p>"),
         ("2. Try it on a few architectures", "<pre>python -m zcbench submit proxy=my_proxy.py spaces=[gpt2] "
          "n_archs=10 seeds=[0] out=/tmp/try</pre><p>prints ρ per space and writes a bundle; small settings "
          "are for trying only.</p>"),
