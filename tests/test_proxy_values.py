@@ -193,7 +193,13 @@ def test_zico_tol_skips_round_off_ties_and_is_stable():
 
 
 def test_zico_tol_is_validated_and_stays_out_of_the_default_identity():
+    import json
+    from pathlib import Path
+
     assert "tol" not in zcbench.get_proxy("zico").identity_options
+    metas = sorted((Path(__file__).resolve().parents[1] / "results" / "scores").glob("gpt2/zico/seed0-*.meta.json"))
+    stored = [json.loads(m.read_text())["data"].get("proxy_options") for m in metas]
+    assert zcbench.get_proxy("zico").identity_options in stored  # a default rerun resumes the stored runs
     assert zcbench.get_proxy("zico", tol=1e-4).identity_options["tol"] == 1e-4
     with pytest.raises(ValueError, match="tol"):
         zcbench.get_proxy("zico", tol=-1)
