@@ -455,7 +455,9 @@ def overview_matrix(data: rp.ReportData, spaces: list[str]) -> str:
               '<span class="beats">▲</span> beats #params (Δρ &gt; 0, paired bootstrap p &lt; 0.05). '
               '<abbr title="hover a cell for the reason">n/a</abbr>: not scored or no ranking (hover for why). '
               'Rows: mean rank over the spaces shown; column definitions: <a href="metrics.html">metrics</a>.</p>')
-    return (f'<div class="table-wrap"><table class="zcb-sortable matrix" id="matrix" data-filterable="1">'
+    key = ('<p class="key muted">Cells: Spearman ρ with trained quality, mean over seeds (hover: 95% CI) · '
+           '<span class="beats">▲</span> beats #params · <a href="#matrix-legend">key</a></p>')
+    return (key + f'<div class="table-wrap"><table class="zcb-sortable matrix" id="matrix" data-filterable="1">'
             f"<thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table></div>" + legend)
 
 
