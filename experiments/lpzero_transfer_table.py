@@ -11,7 +11,6 @@ For every cell with invalid architectures it names the inputs those architecture
 from __future__ import annotations
 
 import csv
-import math
 import sys
 from pathlib import Path
 

@@ -48,7 +48,6 @@ def space_and_archs(space_name: str, cfg, n_archs, seed: int):
     """``(space, archs, space options)``: the stored architectures with a finite ground truth, sorted by
     ID, or a seeded sample of ``n_archs`` of them; options from the search config or ``conf/space``."""
     from zcbench.registry import create_space
-    from zcbench.runner import select_archs
 
     if cfg.get("space") is not None and str(cfg.space.name) == space_name:
         opts = _plain(cfg.space.get("options"))
