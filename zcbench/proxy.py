@@ -156,7 +156,7 @@ class Proxy:
             cls.added_options = frozenset(cls.added_options) | {"layers"}
 
     def __init__(self, **kwargs):
-        if "layers" in kwargs and "layers" in self.defaults and kwargs["layers"] not in LAYER_SETS:
+        if self.weight_layer_option and "layers" in kwargs and kwargs["layers"] not in LAYER_SETS:
             raise ValueError(f"proxy {self.name}: layers={kwargs['layers']!r}; valid: {', '.join(LAYER_SETS)}")
         if self.defaults is not Proxy.defaults:  # unknown names (did you mean ...?) and typed values (zcbench.options)
             from zcbench.options import check_proxy_options
