@@ -223,7 +223,9 @@ def load_space_data(results_dir, space: str, data_dir=None, proxy_seed: int = 0,
         sp = zcbench.create_space(r0.space_name, data_dir=data_dir, **r0.space_options)
         by_id = {a.id: a for a in sp.stored()}
         genes = genes_frame([by_id[i] for i in ids if i in by_id]).reindex(ids)
-    comps = zerolm_components(r0.space_name, r0.space_options, results_dir)
+    # the stored capacities are for a space's standard configuration (label == name), whatever
+    # options its runs spelled out explicitly
+    comps = zerolm_components(r0.space_name, {} if space == r0.space_name else r0.space_options, results_dir)
     if comps is not None:
         if not set(ids) <= set(comps.index):
             notes.append("zerolm_alpha: stored components do not cover the pool; predictor skipped")
@@ -495,10 +497,11 @@ def _ceiling_text(c: dict | None) -> str:
     return f"noise ceiling ({c['a']} vs {c['b']}, n={c['n']}): rho {c['rho']:.3f}, tau {c['tau']:.3f}"
 
 
-def markdown(d: SpaceData, summary: pd.DataFrame, forward: pd.DataFrame, seconds: float, command: str) -> str:
+def markdown(d: SpaceData, summary: pd.DataFrame, forward: pd.DataFrame, seconds: float, command: str,
+             cpu_seconds: float = math.nan) -> str:
     s = summary[summary.space == d.space]
     lines = [f"# Few-shot predictors on {d.space}", "",
-             f"Command: `{command}` ({seconds:.1f} s). Pool: {len(d.ids)} architectures with ground truth "
+             f"Command: `{command}` ({cpu_seconds:.1f} s CPU, {seconds:.1f} s wall). Pool: {len(d.ids)} architectures with ground truth "
              f"({d.metric}, oriented higher = better); {len(d.proxies)} proxies as features: "
              f"{', '.join(d.proxies)}. Held-out Spearman rho / Kendall tau over "
              f"{int(s.n_splits.max()) if len(s) else 0} random splits per k; brackets: 95% bootstrap CI of the "
@@ -595,14 +598,15 @@ def run_predict(results_dir="results", space: str = "gpt2", ks=KS, n_splits: int
     """Load, evaluate, summarise (and write) one space; returns the frames and the timing."""
     from zcbench.store import atomic_write_text
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     d = load_space_data(results_dir, space, data_dir=data_dir, proxy_seed=proxy_seed)
     splits = evaluate_splits(d, ks, n_splits, seed)
     summary = summarize(splits, n_boot=n_boot, seed=seed)
     fwd = forward_selection(d, 50, n_splits, seed) if forward else pd.DataFrame()
-    seconds = time.perf_counter() - t0
-    md = markdown(d, summary, fwd, seconds, command or f"python -m zcbench predict space={space}")
-    res = {"data": d, "splits": splits, "summary": summary, "forward": fwd, "seconds": seconds, "markdown": md}
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    md = markdown(d, summary, fwd, seconds, command or f"python -m zcbench predict space={space}", cpu)
+    res = {"data": d, "splits": splits, "summary": summary, "forward": fwd, "seconds": seconds, "cpu_seconds": cpu,
+           "markdown": md}
     if write:
         out = Path(out) if out else Path(results_dir) / "predict"
         stem = _safe_label(space)

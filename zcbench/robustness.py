@@ -274,9 +274,13 @@ def site_sections(data) -> list:
                           "—" if not isinstance(flip, (bool, np.bool_)) else ("⚠ yes" if flip else "no")]
             rows.append(cells)
         floor = eff[(eff.space == space) & (eff.method == "random")]
-        floor_txt = (f" Random search: {_f(floor.to_top1_median.iloc[0], 1)} trainings to the top 1 % "
-                     f"({floor.reach_top1.iloc[0]:.0%} of seeds), regret after 20 {_f(floor.regret20_median.iloc[0])}."
-                     if len(floor) else "")
+        floor_txt = ""
+        if len(floor):
+            f = floor.iloc[0]
+            med = (f"median {_f(f.to_top1_median, 1)} trainings to the top 1 %" if np.isfinite(f.to_top1_median)
+                   else "fewer than half the seeds reach the top 1 % within the budget")
+            floor_txt = (f" Random search (the floor): {med} ({f.reach_top1:.0%} of seeds reach it), median regret "
+                         f"after 20 trainings {_f(f.regret20_median)}.")
         out.append(Section(
             page=f"space:{space}", id="efficiency-robustness", title="Search efficiency and robustness", order=46,
             html=('<p class="muted">ETAS regularized evolution guided by each proxy, simulated on the stored pool '
