@@ -123,8 +123,8 @@ def test_mean_std_over_seeds():
 @pytest.mark.parametrize("args,needle", [
     (["run", "space=nope"], "unknown space 'nope'; valid spaces:"),
     (["run", "proxy=nope"], "unknown proxy 'nope'; valid proxies:"),
-    (["run", "batch_size=abc"], "batch_size must be a positive integer"),
-    (["run", "seq_len=0"], "seq_len must be a positive integer"),
+    (["run", "batch_size=abc"], "batch_size for run must be an integer, got 'abc'"),
+    (["run", "seq_len=0"], "seq_len for run must be >= 1, got 0"),
     (["run", "shard=3/2"], "shard must satisfy"),
     (["run", "device=cuda:7"], "device="),
     (["run", "target=nope"], "unknown target 'nope'"),

@@ -113,7 +113,8 @@ def test_reproduction_table_against_published(built):
     # FlexiBERT sources are left out when the results have no flexibert runs
     assert set(rep["space"]) == {"gpt2"}
     pub = report.load_published()
-    assert {"lpzero_gpt2", "lpzero_flexibert", "etas_gpt2", "zerolm_flexibert"} <= set(pub["source"])
+    assert {"lpzero_gpt2", "lpzero_flexibert", "etas_gpt2_wt103", "etas_gpt2_lm1b", "etas_autoformer_tiny",
+            "zerolm_flexibert"} <= set(pub["source"])
     assert len(pub[pub["source"] == "lpzero_flexibert"]) == 15
     z = pub[pub["source"] == "zerolm_flexibert"].iloc[0]
     assert (z["tau_paper"], z["rho_paper"]) == (0.53, 0.76)

@@ -284,17 +284,20 @@ class JobResult:
     frame: pd.DataFrame  # per architecture: key, one score column per proxy, the ground truth
 
 
+FALLBACK_SEQ_LEN = RunConfig.seq_len  # 128
+
+
 def resolve_seq_len(rc: RunConfig, space) -> RunConfig:
     """``seq_len=None`` (the LTS spaces' conf default) becomes the space's ``default_seq_len()``:
     the length its table's networks were trained on (``tgt_len``)."""
     if rc.seq_len is not None:
         return rc
-    default = getattr(space, "default_seq_len", None)
-    if default is None:
-        raise ConfigError(f"seq_len is not set and space {space.name} has no default length; pass seq_len=N")
     import dataclasses
 
-    return dataclasses.replace(rc, seq_len=int(default()))
+    default = getattr(space, "default_seq_len", None)
+    # a space without a table length (plug-ins without a conf file) keeps RunConfig's historical
+    # default of 128, so its run keys are the ones earlier versions wrote
+    return dataclasses.replace(rc, seq_len=int(default()) if default is not None else FALLBACK_SEQ_LEN)
 
 
 def check_not_all_failed(space, archs, proxies, done) -> None:
