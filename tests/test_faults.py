@@ -53,7 +53,7 @@ def gpt2_copy(data_dir, tmp_path):
 
 # ---- 1/6: store under kills and torn writes --------------------------------------------------
 WRITER = (
-    "import sys; from zcbench.store import ScoreFile\n"
+    "import sys, time; from zcbench.store import ScoreFile\n"
     "root, w, n = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
     "f = ScoreFile(root, 's', 'p', 0, {}, '1')\n"
     "done = f.read()\n"
@@ -61,6 +61,7 @@ WRITER = (
     "    a = f'{w}-{i}'\n"
     "    if a not in done:\n"
     "        f.append({'arch_id': a, 'score': i * 0.5 + len(w), 'status': 'ok', 'pad': 'x' * 300})\n"
+    "        time.sleep(0.02)  # a writer lives >= 1.2 s, so the kill moment (0.3-0.9 s) finds it running\n"
 )
 
 
