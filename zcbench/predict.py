@@ -251,20 +251,21 @@ def make_splits(ids, k: int, n_splits: int, seed: int = 0) -> list[tuple[list, l
     return out
 
 
-def _rho(x, y) -> float:
+def _rank_corr(fn, x, y) -> float:
+    """``fn`` (scipy's spearmanr / kendalltau) of x and y; 0 where either is constant or too short."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return 0.0
-    r = stats.spearmanr(x, y).statistic
+    r = fn(x, y).statistic
     return float(r) if np.isfinite(r) else 0.0
 
 
+def _rho(x, y) -> float:
+    return _rank_corr(stats.spearmanr, x, y)
+
+
 def _tau(x, y) -> float:
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return 0.0
-    t = stats.kendalltau(x, y).statistic
-    return float(t) if np.isfinite(t) else 0.0
+    return _rank_corr(stats.kendalltau, x, y)
 
 
 def _rank_cols(x: np.ndarray) -> np.ndarray:
