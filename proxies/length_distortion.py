@@ -148,8 +148,8 @@ def length_distortion(model, example: torch.Tensor, seed: int, points: int = 8, 
             shape = tuple(emb["e"].shape[1:])
     dim = math.prod(shape)
     frame = circle_frame(seed, dim, p.device, p.dtype)
-    thetas = torch.arange(points, dtype=F64) * (2 * math.pi / points)
-    total = torch.zeros((), dtype=F64)
+    thetas = torch.arange(points, dtype=F64, device=p.device) * (2 * math.pi / points)
+    total = torch.zeros((), dtype=F64, device=p.device)
     with torch.no_grad(), identity_norms(model, norm == "identity"):
         for lo in range(0, points, chunk):
             x, dx = circle(frame, thetas[lo:lo + chunk])
