@@ -71,3 +71,27 @@ def test_bpe_tokenizer_and_seeded_batches(data_dir):
     space = create_space("gpt2", data_dir=data_dir)
     x, y = space.make_batch(2, 32, 5), space.make_batch(2, 32, 5)
     assert torch.equal(x.inputs, y.inputs) and torch.equal(x.inputs[:, 1:], x.targets[:, :-1])
+
+
+def test_token_stream_is_read_once_per_process_and_again_when_the_file_changes(data_dir, tmp_path, monkeypatch):
+    """issue 18 (whole-pipeline time): the tokenizer and the token file are loaded once per process,
+    not once per architecture; a token file that changes on disk is read again."""
+    import os
+
+    import torch
+
+    from zcbench import text
+
+    monkeypatch.setenv("ZCBENCH_CACHE", str(tmp_path / "cache"))
+    ids1, _ = text.token_stream("wordpiece", 30522, data_dir)  # trains + writes the cache files
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
+    ids2, _ = text.token_stream("wordpiece", 30522, data_dir)
+    ids3, _ = text.token_stream("wordpiece", 30522, data_dir)
+    assert ids3 is ids2 and len(loads) <= 1 and torch.equal(ids2, ids1)
+    path = loads[0] if loads else next((tmp_path / "cache" / "tokens").glob("*.pt"))
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    ids4, _ = text.token_stream("wordpiece", 30522, data_dir)
+    assert ids4 is not ids2 and torch.equal(ids4, ids1)

@@ -261,16 +261,34 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+# Per-process memo of loaded tokenizers and token streams (issue 18: built once per process, not
+# once per architecture). Keyed by the files' identity (path, size, mtime), so a changed file on
+# disk is read again; the values are never mutated by callers (lm_windows copies its windows).
+_MEMO: dict = {}
+
+
+def _stat_key(paths) -> tuple:
+    out = []
+    for p in paths:
+        st = os.stat(p)
+        out.append((str(p), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 def get_tokenizer(kind: str, vocab_size: int, data_dir=None, corpus="wikitext-2"):
     """Train (once, then load from cache) a ``tokenizers.Tokenizer`` on the corpus' two files."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tdir, c, _ = corpus_dir(data_dir, corpus)
     files = [str(tdir / f) for f in TEXT_FILES]
+    memo_key = ("tok", kind, vocab_size, c.label, str(cache_dir()), _stat_key(files))
+    if memo_key in _MEMO:
+        return _MEMO[memo_key]
     key = f"{kind}-{vocab_size}-{c.label if c.kind == 'local' else _safe(c.label)}-{_sha(files)}"
     path = cache_dir() / "tokenizers" / f"{key}.json"
     if path.exists():
-        return Tokenizer.from_file(str(path)), key
+        _MEMO[memo_key] = (Tokenizer.from_file(str(path)), key)
+        return _MEMO[memo_key]
     if kind == "bpe":
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -303,8 +321,12 @@ def token_stream(kind: str, vocab_size: int, data_dir=None, split: str = "valid"
     tok, key = get_tokenizer(kind, vocab_size, data_dir, corpus)
     tdir, c, source = corpus_dir(data_dir, corpus)
     path = cache_dir() / "tokens" / f"{key}-{split}.pt"
-    if path.exists():
+    memo_key = ("ids", str(path), _stat_key([path]) if path.exists() else None)
+    if memo_key in _MEMO:
+        ids = _MEMO[memo_key]
+    elif path.exists():
         ids = torch.load(path, weights_only=True)  # a cache file is data, never code (docs/reliability.md)
+        _MEMO[memo_key] = ids
     else:
         if not (tdir / f"{split}.txt").exists():
             raise DataError(f"missing text split {tdir / (split + '.txt')}; valid splits: valid, test")
