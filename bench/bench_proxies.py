@@ -20,6 +20,7 @@ adds every other registered proxy that needs a model.
 
     python bench/bench_proxies.py --space gpt2 --n-archs 3 --batch-size 16 --seq-len 192
     python bench/bench_proxies.py --space gpt2 flexibert --device cuda
+    python bench/bench_proxies.py --space flexibert --proxies zico --compare-multi-batch   # issue 18 before/after
 
 Prints a table per architecture and the mean ratios per space.
 """
@@ -37,6 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zcbench  # noqa: E402
+from zcbench import engine  # noqa: E402
 from zcbench.engine import score_arch  # noqa: E402
 
 STANDARD_GROUP = ["grad_norm", "snip", "fisher", "plain", "synaptic_diversity", "synaptic_saliency",
@@ -115,6 +117,9 @@ def main(argv=None) -> int:
     ap.add_argument("--proxies", nargs="*", default=None, help="subset to time alone (default: the catalogue)")
     ap.add_argument("--clock", choices=("cpu", "wall"), default=None, help="default: cpu on CPU, wall on CUDA")
     ap.add_argument("--all-registered", action="store_true", help="catalogue = every registered model proxy")
+    ap.add_argument("--compare-multi-batch", action="store_true",
+                    help="also time the catalogue with ZiCo's group passes (engine.MULTI_BATCH_FROM_STANDARD=False, "
+                         "the path before issue 18), in the same process")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -152,6 +157,14 @@ def main(argv=None) -> int:
                                                     setup, args.seed)
             row["[whole catalogue]"] /= base
             all_passes = f"{st.get('forward', 0)}F/{st.get('backward', 0)}B"
+            if args.compare_multi_batch:
+                engine.MULTI_BATCH_FROM_STANDARD = False
+                try:
+                    t, st_old = time_set(space, arch, catalogue, bs, sl, args.device, clock, args.reps, setup, args.seed)
+                finally:
+                    engine.MULTI_BATCH_FROM_STANDARD = True
+                row["[catalogue, group passes]"] = t / base
+                all_passes += f" (with group passes {st_old.get('forward', 0)}F/{st_old.get('backward', 0)}B)"
             print(f"-- {arch.key or arch.id}: fwd+bwd = {base * 1000:.1f} ms, build+batch = {setup * 1000:.1f} ms; "
                   f"standard group {group_passes}, "
                   f"catalogue {all_passes}")

@@ -29,6 +29,9 @@ Results
 
 Counters and timings of a call (passes, forwards, backwards, seconds) are written into the
 ``stats`` dict a caller passes to :func:`score_arch` (tests and bench/ read them).
+
+Size: over 500 lines since the per-example factors (issue 18): every pass and the one entry
+point stay in one core module, read top-down, and the core may not import a helper module.
 """
 from __future__ import annotations
 
@@ -47,9 +50,12 @@ from zcbench.proxy import (DATA_NEEDS, NEEDS, OBJECTIVES, WEIGHT_LAYER_TYPES, Co
 
 # Needs served by the standard forward (and its backward when gradients are needed).
 STANDARD_NEEDS = frozenset({"forward", "backward", "layer_outputs", "head_mask", "attn_query", "jacobian", "hvp",
-                            "flops"})
-GRAD_NEEDS = frozenset({"backward", "layer_outputs", "head_mask", "hvp"})
+                            "flops", "per_example"})
+GRAD_NEEDS = frozenset({"backward", "layer_outputs", "head_mask", "hvp", "per_example"})
 MULTI_BATCH_GROUPS = 2
+# Serve ``multi_batch`` from the standard backward's per-example factors when that backward runs
+# anyway (False: always one forward+backward per group, the path before issue 18).
+MULTI_BATCH_FROM_STANDARD = True
 SYNFLOW_DTYPE = torch.float64
 PROJECTION_SEED_OFFSET = 7919  # the random projection u uses seed + this, apart from model init
 
@@ -101,6 +107,7 @@ def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set
     want_jac = "jacobian" in needs
     want_hvp = "hvp" in needs
     want_layer_io = "layer_outputs" in needs
+    want_pe = "per_example" in needs
     want_query = "attn_query" in needs
     if "head_mask" in needs:
         tap_kinds = tap_kinds | {"head_out"}
@@ -117,13 +124,22 @@ def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set
                     live[_kind].append((mod.layer, names.get(id(mod), ""), out))
                 handles.append(m.register_forward_hook(hook))
         layer_out: dict[str, torch.Tensor] = {}
-        if want_layer_io:
+        layer_in: dict[str, torch.Tensor] = {}  # per_example: each weight layer's input
+        multi_call: set[str] = set()  # per_example: layers called more than once (not factorable)
+        if want_layer_io or want_pe:
             for wl in weight_layers(model):
                 def hook(mod, inp, out, _name=wl.name):
-                    if _name in layer_out:
-                        raise PassError(f"weight layer {_name} is called more than once per forward; "
-                                        "layer_outputs supports single-call layers only")
+                    if _name in layer_out or _name in multi_call:
+                        if want_layer_io:
+                            raise PassError(f"weight layer {_name} is called more than once per forward; "
+                                            "layer_outputs supports single-call layers only")
+                        multi_call.add(_name)
+                        layer_out.pop(_name, None)
+                        layer_in.pop(_name, None)
+                        return
                     layer_out[_name] = out
+                    if want_pe and inp and torch.is_tensor(inp[0]):
+                        layer_in[_name] = inp[0].detach()
                 handles.append(wl.module.register_forward_hook(hook))
         queries: list = []
         if want_query:
@@ -180,6 +196,14 @@ def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set
     if want_grads:
         try:
             _standard_backward(ctx, out, live, layer_out, tap_grad_kinds, want_hvp, "head_mask" in needs)
+            if want_pe:
+                B = batch.inputs.shape[0]
+                ctx.per_example = PerExampleGrads(
+                    {n: (wl.module, layer_in[n], ctx.layer_outputs[n][1]) for wl in weight_layers(model)
+                     for n in [wl.name] if n in layer_in and ctx.layer_outputs.get(n, (None, None))[1] is not None},
+                    B, ctx.objective)
+            if not want_layer_io:
+                ctx.layer_outputs = {}
         except Exception as exc:  # noqa: BLE001
             for n in needs & GRAD_NEEDS:
                 errors[n] = one_line(exc)
@@ -251,6 +275,90 @@ def _multi_batch_pass(ctx: Context) -> None:
         _count(ctx.stats, "backward")
         groups.append({wl.name: (g.detach() if g is not None else None) for wl, g in zip(wls, grads)})
     ctx.multi_batch_grads = groups
+
+
+class PerExampleGrads:
+    """Per-example weight-layer gradients in factored form, from the standard forward+backward.
+
+    For a weight layer ``y = W * x`` (``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d``) called once per
+    forward, the standard backward's weight gradient is a sum over the examples of the batch,
+    ``dJ/dW = sum_b x_b^T dJ/dy_b`` (for a convolution, ``conv_weight(x_b, dJ/dy_b)``), and in
+    eval mode example b's rows of ``dJ/dy`` depend on example b's own objective terms only
+    (examples never interact). So the gradient of the objective restricted to any subset S of
+    the examples is the same weight-gradient product over S's rows alone: one matmul (or
+    ``torch.nn.grad.conv*_weight``) per layer and subset, no extra forward or backward.
+
+    Scale: the objective ``loss`` is the mean over all loss terms; when every example carries
+    the same number of terms (all built-in spaces) the mean loss of a subset S has gradient
+    ``B / |S|`` times S's share of the batch's. ``hidden_sum`` is a sum: scale 1.
+
+    ``layers``: weight-layer name -> (module, input x, dJ/dy); layers called more than once, or
+    whose input was not a tensor, are absent (see :meth:`factorable`).
+    """
+
+    def __init__(self, layers: dict, batch_size: int, objective: str):
+        self.layers, self.batch_size, self.objective = layers, batch_size, objective
+
+    def scale(self, n: int) -> float:
+        return self.batch_size / n if self.objective == "loss" else 1.0
+
+    def weight_grad(self, name: str, lo: int, hi: int) -> torch.Tensor:
+        """Gradient w.r.t. layer ``name``'s weight of the objective of examples ``lo:hi`` alone."""
+        mod, x, gy = self.layers[name]
+        x, gy = x[lo:hi], gy[lo:hi]
+        if isinstance(mod, nn.Linear):
+            g = gy.reshape(-1, gy.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+        elif isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+            conv_weight = torch.nn.grad.conv1d_weight if isinstance(mod, nn.Conv1d) else torch.nn.grad.conv2d_weight
+            g = conv_weight(x, mod.weight.shape, gy, mod.stride, mod.padding, mod.dilation, mod.groups)
+        else:  # pragma: no cover - weight_layers() yields only the types above
+            raise PassError(f"per_example: no weight-gradient rule for {type(mod).__name__}")
+        return g * self.scale(hi - lo)
+
+    def factorable(self, wl: WeightLayer) -> bool:
+        """The layer was called once, through its module, on a batch-first tensor (and, for a
+        convolution, zero padding given as numbers): :meth:`weight_grad` applies."""
+        mod = wl.module
+        if wl.name not in self.layers:
+            return False
+        _, x, gy = self.layers[wl.name]
+        if x.shape[0] != self.batch_size or gy.shape[0] != self.batch_size:  # batch-first tensors only
+            return False
+        return not (isinstance(mod, (nn.Conv1d, nn.Conv2d))
+                    and (isinstance(mod.padding, str) or mod.padding_mode != "zeros"))
+
+
+def multi_batch_from_per_example(ctx: Context, groups: int = MULTI_BATCH_GROUPS) -> list[dict] | None:
+    """ZiCo's per-group gradients (as :func:`_multi_batch_pass` computes them) from
+    ``ctx.per_example``, or None when some weight layer is not covered (the engine then runs the
+    group passes). Covered: factorable, and the groups' gradients add up to the standard
+    backward's (sum_S g_S / scale_S vs dJ/dW, relative 1e-3; round-off is ~1e-6), which fails
+    when the weight is also used outside its module (tied weights, functional calls)."""
+    pe = ctx.per_example
+    B = ctx.batch.inputs.shape[0]
+    if pe is None or B < groups:
+        return None
+    by_id = {id(p): n for n, p in ctx.model.named_parameters()}
+    bounds = [round(i * B / groups) for i in range(groups + 1)]
+    spans = list(zip(bounds[:-1], bounds[1:]))
+    out: list[dict] = [{} for _ in spans]
+    for wl in weight_layers(ctx.model):
+        full = ctx.weight_grads.get(by_id.get(id(wl.weight)))
+        if full is None:
+            if wl.name in pe.layers:
+                return None
+            for o in out:
+                o[wl.name] = None
+            continue
+        if not pe.factorable(wl):
+            return None
+        gs = [pe.weight_grad(wl.name, lo, hi) for lo, hi in spans]
+        whole = sum(g / pe.scale(hi - lo) for g, (lo, hi) in zip(gs, spans))
+        if not bool((whole - full).norm() <= 1e-3 * full.norm()):
+            return None
+        for o, g in zip(out, gs):
+            o[wl.name] = g
+    return out
 
 
 def _synflow_pass(ctx: Context) -> None:
@@ -374,6 +482,13 @@ def run_passes(ctx: Context, members: list[Proxy]) -> tuple[dict, dict]:
     pass_errors: dict[str, str] = {}
     pass_time: dict[str, float] = {}
     std = needs & STANDARD_NEEDS
+    # ZiCo's groups ride the standard backward when it runs anyway (another proxy of the group
+    # needs gradients): per-group weight gradients from the per-example factors instead of one
+    # forward+backward per group. Alone, the group passes cost the same and are kept.
+    mb_from_std = ("multi_batch" in needs and MULTI_BATCH_FROM_STANDARD and bool(std & GRAD_NEEDS)
+                   and not ctx.train_mode)
+    if mb_from_std:
+        std = std | {"per_example"}
     if std:
         taps = set().union(*(set(p.taps) for p in members if set(p.needs) & STANDARD_NEEDS))
         tgr = set().union(*(set(p.tap_grads) for p in members if set(p.needs) & STANDARD_NEEDS))
@@ -388,8 +503,18 @@ def run_passes(ctx: Context, members: list[Proxy]) -> tuple[dict, dict]:
                 pass_errors[n] = err or partial[n]
     if "multi_batch" in needs:
         t0 = time.perf_counter()
-        err = _run(ctx, _multi_batch_pass)
-        pass_time["multi_batch"] = time.perf_counter() - t0
+        err = None
+        if mb_from_std and "per_example" not in pass_errors:
+            with _Timer(ctx.stats, "multi_batch"):
+                ctx.multi_batch_grads = multi_batch_from_per_example(ctx) or []
+        if not ctx.multi_batch_grads:
+            err = _run(ctx, _multi_batch_pass)
+        else:
+            _count(ctx.stats, "multi_batch_from_standard")
+        if "per_example" not in needs:  # asked for only to serve multi_batch: free the factors
+            ctx.per_example = None
+        pass_time["multi_batch"] = time.perf_counter() - t0 + (pass_time.get("standard", 0.0)
+                                                               if ctx.multi_batch_grads and mb_from_std else 0.0)
         if err:
             pass_errors["multi_batch"] = err
     return pass_errors, pass_time

@@ -51,7 +51,16 @@ Needs and the passes that serve them (see docs/proxies.md for the full story)
     ``create_graph=True``).
 ``multi_batch``
     per-group gradients for ZiCo: the minibatch is split into
-    ``MULTI_BATCH_GROUPS`` equal groups, one forward+backward each.
+    ``MULTI_BATCH_GROUPS`` equal groups; each group's weight-layer gradients of
+    its own objective. One forward+backward per group, or, when the standard
+    backward runs anyway for another proxy, from its ``per_example`` factors.
+``per_example``
+    per-example weight-layer gradients in factored form
+    (``ctx.per_example``, :class:`zcbench.engine.PerExampleGrads`): each weight
+    layer's input and the objective's gradient with respect to its output,
+    captured in the standard forward/backward; ``weight_grad(name, lo, hi)`` is
+    the gradient of the objective of examples ``lo:hi`` alone (exact when the
+    examples do not interact and carry equal numbers of loss terms).
 ``synflow``
     Tanaka et al.'s data-free pass, run last and without touching the model:
     ``torch.func.functional_call`` with |theta| in float64, input all ones
@@ -85,11 +94,11 @@ from zcbench.introspect import role_of
 # from the space's own counting convention).
 NEEDS = frozenset({
     "arch", "weights", "forward", "backward", "layer_outputs", "head_mask", "attn_query",
-    "jacobian", "hvp", "multi_batch", "synflow", "flops",
+    "jacobian", "hvp", "multi_batch", "synflow", "flops", "per_example",
 })
 # Needs that require the minibatch (synflow reads only its shape and dtype, never its values).
 DATA_NEEDS = frozenset({"forward", "backward", "layer_outputs", "head_mask", "attn_query", "jacobian", "hvp",
-                        "multi_batch", "flops", "synflow"})
+                        "multi_batch", "flops", "synflow", "per_example"})
 # What gradient passes may differentiate (``Proxy.options["objective"]``; see above).
 OBJECTIVES = ("loss", "hidden_sum")
 # The "layers" of the zero-cost literature (see :func:`weight_layers`).
@@ -256,6 +265,7 @@ class Context:
     hvp: dict = field(default_factory=dict)  # weight-layer name -> H g
     jacobian: torch.Tensor | None = None  # (B, T, D)
     multi_batch_grads: list = field(default_factory=list)  # per group: weight-layer name -> gradient
+    per_example: Any = None  # engine.PerExampleGrads: per-example weight-layer gradient factors
     synflow: dict = field(default_factory=dict)  # "weights"/"grads": weight-layer name -> tensor, "R": float
     stats: dict = field(default_factory=dict)  # pass counters and timings (tests, bench)
     _param_names: dict = field(default_factory=dict)  # id(param) -> canonical name
