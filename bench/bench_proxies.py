@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     ap.add_argument("--all-registered", action="store_true", help="catalogue = every registered model proxy")
     ap.add_argument("--compare-multi-batch", action="store_true",
                     help="also time the catalogue with ZiCo's group passes (engine.MULTI_BATCH_FROM_STANDARD=False, "
-                         "the path before issue 18), in the same process")
+                         "the path before issue 18), repetitions alternating with the default path")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -153,18 +153,26 @@ def main(argv=None) -> int:
                                                    setup, args.seed)
             row["[standard group]"] /= base
             group_passes = f"{st.get('forward', 0)}F/{st.get('backward', 0)}B"
-            row["[whole catalogue]"], st = time_set(space, arch, catalogue, bs, sl, args.device, clock, args.reps,
-                                                    setup, args.seed)
-            row["[whole catalogue]"] /= base
-            all_passes = f"{st.get('forward', 0)}F/{st.get('backward', 0)}B"
-            if args.compare_multi_batch:
-                engine.MULTI_BATCH_FROM_STANDARD = False
-                try:
-                    t, st_old = time_set(space, arch, catalogue, bs, sl, args.device, clock, args.reps, setup, args.seed)
-                finally:
-                    engine.MULTI_BATCH_FROM_STANDARD = True
-                row["[catalogue, group passes]"] = t / base
-                all_passes += f" (with group passes {st_old.get('forward', 0)}F/{st_old.get('backward', 0)}B)"
+            if not args.compare_multi_batch:
+                row["[whole catalogue]"], st = time_set(space, arch, catalogue, bs, sl, args.device, clock, args.reps,
+                                                        setup, args.seed)
+                row["[whole catalogue]"] /= base
+                all_passes = f"{st.get('forward', 0)}F/{st.get('backward', 0)}B"
+            else:  # repetitions alternate between the two paths, so that load changes hit both alike
+                got = {True: [], False: []}
+                for _ in range(args.reps):
+                    for flag in (True, False):
+                        engine.MULTI_BATCH_FROM_STANDARD = flag
+                        try:
+                            got[flag].append(time_set(space, arch, catalogue, bs, sl, args.device, clock, 1, setup,
+                                                      args.seed))
+                        finally:
+                            engine.MULTI_BATCH_FROM_STANDARD = True
+                row["[whole catalogue]"] = statistics.median(t for t, _ in got[True]) / base
+                row["[catalogue, group passes]"] = statistics.median(t for t, _ in got[False]) / base
+                st, st_old = got[True][-1][1], got[False][-1][1]
+                all_passes = (f"{st.get('forward', 0)}F/{st.get('backward', 0)}B (with group passes "
+                              f"{st_old.get('forward', 0)}F/{st_old.get('backward', 0)}B)")
             print(f"-- {arch.key or arch.id}: fwd+bwd = {base * 1000:.1f} ms, build+batch = {setup * 1000:.1f} ms; "
                   f"standard group {group_passes}, "
                   f"catalogue {all_passes}")

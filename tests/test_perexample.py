@@ -185,3 +185,19 @@ def test_per_example_need_gives_each_examples_gradient():
         grads = torch.autograd.grad(loss, [m.weight for m in layers.values()])
         for (name, _), g in zip(layers.items(), grads):
             assert _rel(seen["g"][(name, b)], g) <= GRAD_RTOL, (name, b)
+
+
+@pytest.mark.parametrize("space_name", ["tiny", "gpt2", "flexibert"])
+def test_the_jacobian_alone_skips_the_loss_and_keeps_its_value(space_name, data_dir):
+    """Alone, the Jacobian's forward stops at the hidden state (no loss head); the values are
+    those of a forward that also computed the loss (here: with snip's backward), bit for bit."""
+    if space_name == "tiny":
+        space, arch = TinySpace(), tiny_arch()
+    else:
+        space = zcbench.create_space(space_name, data_dir=str(data_dir))
+        arch = sorted(space.stored(), key=lambda a: a.id)[0]
+    names = ["jacob_cov", "jacobian_cosine"]
+    alone = score_arch(space, arch, [zcbench.get_proxy(n) for n in names], batch_size=4, seq_len=16)
+    mixed = score_arch(space, arch, [zcbench.get_proxy(n) for n in names + ["snip"]], batch_size=4, seq_len=16)
+    for n in names:
+        assert alone[n].status == "ok" and alone[n].value == mixed[n].value, n

@@ -164,7 +164,8 @@ def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set
             flop_ctx = counter
         with torch.set_grad_enabled(want_grads or want_jac):
             with _Timer(ctx.stats, "forward"), flop_ctx:
-                out = model(batch.inputs, batch.targets)
+                # the Jacobian reads the hidden state only: alone, the forward skips the loss head
+                out = model(batch.inputs, None if needs == {"jacobian"} else batch.targets)
             _count(ctx.stats, "forward")
     finally:
         for h in handles:
