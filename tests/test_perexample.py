@@ -22,6 +22,8 @@ Tolerances, and why:
   ulps, so any change of summation order moves it: docs/testing.md measures up to 4.8e-3
   between float32 and float64 gradients of the same networks and 1 % across CPUs; test_cuda
   allows 2e-2 between devices. 1e-2 is that round-off sensitivity, not a looser definition.
+  (Measured here: 0 at these 4 x 32 batches; at 4 x 192 on GPT-2 up to 7.9e-3 with the
+  gradients equal to 2.5e-7, docs/performance.md.)
 """
 from __future__ import annotations
 
