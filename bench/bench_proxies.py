@@ -38,7 +38,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zcbench  # noqa: E402
-from zcbench import engine  # noqa: E402
 from zcbench.engine import score_arch  # noqa: E402
 
 STANDARD_GROUP = ["grad_norm", "snip", "fisher", "plain", "synaptic_diversity", "synaptic_saliency",
@@ -89,11 +88,15 @@ def time_fwd_bwd(space, arch, batch_size, seq_len, device, clock, reps, seed=0) 
     return statistics.median(times[1:])
 
 
+OPTS = {"zico_factored": False}  # --compare-multi-batch: zico with groups="factored" (both halves from one pass)
+
+
 def time_set(space, arch, names, batch_size, seq_len, device, clock, reps, setup, seed=0) -> tuple[float, dict]:
     times = []
     stats: dict = {}
     for _ in range(reps):
-        proxies = [zcbench.get_proxy(n) for n in names]
+        proxies = [zcbench.get_proxy(n, **({"groups": "factored"} if n == "zico" and OPTS["zico_factored"] else {}))
+                   for n in names]
         t0 = clock.now()
         res = score_arch(space, arch, proxies, seed=seed, batch_size=batch_size, seq_len=seq_len, device=device,
                          stats=stats)
@@ -118,8 +121,8 @@ def main(argv=None) -> int:
     ap.add_argument("--clock", choices=("cpu", "wall"), default=None, help="default: cpu on CPU, wall on CUDA")
     ap.add_argument("--all-registered", action="store_true", help="catalogue = every registered model proxy")
     ap.add_argument("--compare-multi-batch", action="store_true",
-                    help="also time the catalogue with ZiCo's group passes (engine.MULTI_BATCH_FROM_STANDARD=False, "
-                         "the path before issue 18), repetitions alternating with the default path")
+                    help="time the catalogue with zico groups=factored (both halves from the standard "
+                         "pass) vs its default group passes, repetitions alternating")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -162,12 +165,12 @@ def main(argv=None) -> int:
                 got = {True: [], False: []}
                 for _ in range(args.reps):
                     for flag in (True, False):
-                        engine.MULTI_BATCH_FROM_STANDARD = flag
+                        OPTS["zico_factored"] = flag
                         try:
                             got[flag].append(time_set(space, arch, catalogue, bs, sl, args.device, clock, 1, setup,
                                                       args.seed))
                         finally:
-                            engine.MULTI_BATCH_FROM_STANDARD = True
+                            OPTS["zico_factored"] = False
                 row["[whole catalogue]"] = statistics.median(t for t, _ in got[True]) / base
                 row["[catalogue, group passes]"] = statistics.median(t for t, _ in got[False]) / base
                 st, st_old = got[True][-1][1], got[False][-1][1]

@@ -28,6 +28,17 @@ gradients of the same network by up to 4.8e-3 relative at ``tol=0``, 9.1e-5 at `
 and 3.1e-5 at ``tol=1e-4``. ``tol`` lowers the number (about 3 % at 1e-4) but keeps the
 definition's sigma = 0 rule; it is part of the run key when non-zero.
 
+How the two group gradients are computed (option ``groups``). ``passes`` (default, every stored
+run): one forward+backward per half batch. ``factored``: from the standard forward/backward of
+the whole minibatch, each weight layer's gradient restricted to one half's examples (its input
+rows times its output-gradient rows, scaled to the half's own mean loss; the engine's
+``per_example`` need) — the same gradients in exact arithmetic, one forward+backward instead of
+two. Layers whose weight is also used outside the module, or whose input is shared by the
+examples (Transformer-XL's r_net), fall back to the passes. In float32 the two differ by
+round-off (gradients ~2.5e-7 relative), which the tol=0 ratio amplifies up to ~8e-3 (GPT-2,
+4 x 192; docs/performance.md); with ``tol=1e-4`` at most ~6e-6. ``groups=factored`` is part of
+the run key.
+
 Layers counted: every nn.Linear / nn.Conv1d / nn.Conv2d weight layer except the output
 head (include_output=True adds it); layers=reference: nn.Linear / nn.Conv2d only. Default
 layer set ``zcbench`` (nn.Linear + nn.Conv1d + nn.Conv2d)
@@ -54,14 +65,16 @@ class ZiCo(Proxy):
     weight_layer_option = True
     layers_counted = ("every nn.Linear / nn.Conv1d / nn.Conv2d weight layer except the output head "
                       "(include_output=True adds it); layers=reference: nn.Linear / nn.Conv2d only")
-    defaults = {"objective": None, "include_output": False, "tol": 0.0}
-    added_options = frozenset({"tol"})  # tol=0 keeps the stored runs' identity
+    defaults = {"objective": None, "include_output": False, "tol": 0.0, "groups": "passes"}
+    added_options = frozenset({"tol", "groups"})  # tol=0, groups=passes keep the stored runs' identity
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         tol = self.options["tol"]
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
             raise ValueError(f"proxy zico: tol must be a number in [0, 1), got {tol!r}")
+        if self.options["groups"] not in ("passes", "factored"):
+            raise ValueError(f"proxy zico: groups must be one of passes, factored, got {self.options['groups']!r}")
 
     def score(self, ctx) -> float:
         groups = ctx.multi_batch_grads

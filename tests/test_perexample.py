@@ -4,7 +4,8 @@ When the standard backward runs anyway, the engine serves ``multi_batch`` (ZiCo'
 gradients) from ``per_example``: each weight layer's input and output gradient of the one
 standard pass, multiplied per group (``zcbench.engine.PerExampleGrads``), instead of one
 forward+backward per group. These tests compare that path with the group passes
-(``engine.MULTI_BATCH_FROM_STANDARD = False``, the path before) on real stored networks of the
+(``engine.MULTI_BATCH_FROM_STANDARD = False``, the path before; zico's default
+``groups="passes"`` keeps it) on real stored networks of the
 GPT-2, FlexiBERT and Transformer-XL spaces, and check the fallback.
 
 Tolerances, and why:
@@ -49,9 +50,10 @@ class GroupGrads(Proxy):
     name = "group_grads_probe"
     needs = frozenset({"multi_batch", "backward"})
 
-    def __init__(self, sink: list):
+    def __init__(self, sink: list, groups: str = "factored"):
         super().__init__()
         self.sink = sink
+        self.options = {"groups": groups}
 
     def score(self, ctx) -> float:
         self.sink.append([{k: (None if v is None else v.clone()) for k, v in g.items()}
@@ -62,7 +64,8 @@ class GroupGrads(Proxy):
 def _score(space, arch, from_standard: bool, batch_size: int, seq_len: int, monkeypatch):
     monkeypatch.setattr(engine, "MULTI_BATCH_FROM_STANDARD", from_standard)
     sink: list = []
-    proxies = [GroupGrads(sink), zcbench.get_proxy("zico"), zcbench.get_proxy("zico", tol=1e-4)]
+    proxies = [GroupGrads(sink), zcbench.get_proxy("zico", groups="factored"),
+               zcbench.get_proxy("zico", tol=1e-4, groups="factored")]
     proxies[2].name = "zico_tol"
     stats: dict = {}
     res = score_arch(space, arch, proxies, seed=0, batch_size=batch_size, seq_len=seq_len, stats=stats)
@@ -114,7 +117,7 @@ def test_zico_alone_keeps_the_group_passes_and_hidden_sum_scales_by_one(monkeypa
         monkeypatch.setattr(engine, "MULTI_BATCH_FROM_STANDARD", from_std)
         sink: list = []
         p = GroupGrads(sink)
-        p.options = {"objective": "hidden_sum"}
+        p.options = {"objective": "hidden_sum", "groups": "factored"}
         st: dict = {}
         score_arch(space, arch, [p], batch_size=4, seq_len=12, stats=st)
         assert bool(st.get("multi_batch_from_standard")) == from_std
@@ -203,3 +206,25 @@ def test_the_jacobian_alone_skips_the_loss_and_keeps_its_value(space_name, data_
     mixed = score_arch(space, arch, [zcbench.get_proxy(n) for n in names + ["snip"]], batch_size=4, seq_len=16)
     for n in names:
         assert alone[n].status == "ok" and alone[n].value == mixed[n].value, n
+
+
+def test_default_zico_keeps_the_group_passes_whatever_shares_the_passes():
+    """Default zico (groups=passes, the stored runs) is computed from the group passes in a catalogue
+    too, so its value is the same alone and beside gradient proxies (bit for bit); groups=factored
+    is the opt-in, with its own run key."""
+    space, arch = TinySpace(), tiny_arch()
+    st_alone, st_cat = {}, {}
+    alone = score_arch(space, arch, [zcbench.get_proxy("zico")], batch_size=4, seq_len=12, stats=st_alone)
+    cat = score_arch(space, arch, [zcbench.get_proxy(n) for n in ("zico", "snip", "grasp")], batch_size=4,
+                     seq_len=12, stats=st_cat)
+    assert not st_cat.get("multi_batch_from_standard") and not st_alone.get("multi_batch_from_standard")
+    assert cat["zico"].value == alone["zico"].value
+    st_f: dict = {}
+    fac = score_arch(space, arch, [zcbench.get_proxy("zico", groups="factored")], batch_size=4, seq_len=12,
+                     stats=st_f)
+    assert st_f.get("multi_batch_from_standard") and st_f["forward"] == 1
+    assert fac["zico"].value == pytest.approx(alone["zico"].value, rel=ZICO_RTOL)
+    assert zcbench.get_proxy("zico", groups="factored").identity_options != zcbench.get_proxy("zico").identity_options
+    assert "groups" not in zcbench.get_proxy("zico").identity_options  # stored runs keep their key
+    with pytest.raises(ValueError, match="groups must be one of passes, factored"):
+        zcbench.get_proxy("zico", groups="fast")

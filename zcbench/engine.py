@@ -53,8 +53,12 @@ STANDARD_NEEDS = frozenset({"forward", "backward", "layer_outputs", "head_mask",
                             "flops", "per_example"})
 GRAD_NEEDS = frozenset({"backward", "layer_outputs", "head_mask", "hvp", "per_example"})
 MULTI_BATCH_GROUPS = 2
-# Serve ``multi_batch`` from the standard backward's per-example factors when that backward runs
-# anyway (False: always one forward+backward per group, the path before issue 18).
+# ``multi_batch`` from the standard backward's per-example factors, for the proxies that ask for it
+# with the option ``groups="factored"`` (zico): one forward+backward instead of one per group.
+# The default (``groups="passes"``, every stored run) keeps one forward+backward per group, so a
+# stored score neither changes nor depends on which other proxies share the passes: the two paths
+# agree in their gradients to float32 round-off, which ZiCo's default ratio (tol=0) amplifies up to
+# ~1 % (docs/performance.md). False here switches the factored path off everywhere.
 MULTI_BATCH_FROM_STANDARD = True
 SYNFLOW_DTYPE = torch.float64
 PROJECTION_SEED_OFFSET = 7919  # the random projection u uses seed + this, apart from model init
@@ -249,7 +253,8 @@ def _standard_backward(ctx: Context, out, live: dict, layer_out: dict, tap_grad_
         hm = []
         for rec in ctx.taps.get("head_out", []):
             if rec.grad is None:
-                hm.append((rec.layer, torch.zeros(rec.activation.shape[:2], dtype=rec.activation.dtype)))
+                hm.append((rec.layer, torch.zeros(rec.activation.shape[:2], dtype=rec.activation.dtype,
+                                                    device=rec.activation.device)))
             else:
                 hm.append((rec.layer, B * (rec.activation * rec.grad).sum(dim=(2, 3))))
         ctx.head_mask_grads = hm
@@ -432,6 +437,11 @@ def build_model_and_batch(space, arch, needs: set, *, seed: int, batch_size: int
     setup = Setup()
     if not needs - {"arch"}:
         return setup
+    if torch.device(device).type == "cuda":
+        # every proxy is defined in float32 (synflow float64): no TF32 matmuls/convolutions on the
+        # GPU, whose 10-bit mantissa would move scores by ~1e-3 (docs/scaling.md, tests/test_cuda.py)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     t0 = time.perf_counter()
     try:
         torch.manual_seed(seed)
@@ -483,13 +493,14 @@ def run_passes(ctx: Context, members: list[Proxy]) -> tuple[dict, dict]:
     pass_errors: dict[str, str] = {}
     pass_time: dict[str, float] = {}
     std = needs & STANDARD_NEEDS
-    # ZiCo's groups ride the standard backward when it runs anyway (another proxy of the group
-    # needs gradients): per-group weight gradients from the per-example factors instead of one
-    # forward+backward per group. Alone, the group passes cost the same and are kept.
-    mb_from_std = ("multi_batch" in needs and MULTI_BATCH_FROM_STANDARD and bool(std & GRAD_NEEDS)
-                   and not ctx.train_mode)
+    # ZiCo's groups from the standard backward's per-example factors when every proxy that needs
+    # them asks for it (option groups="factored"); the standard pass then runs with its backward
+    # whatever else the group needs, so the value does not depend on the other proxies.
+    mb_users = [p for p in members if "multi_batch" in p.needs]
+    mb_from_std = (bool(mb_users) and MULTI_BATCH_FROM_STANDARD and not ctx.train_mode
+                   and all((getattr(p, "options", None) or {}).get("groups") == "factored" for p in mb_users))
     if mb_from_std:
-        std = std | {"per_example"}
+        std = std | {"per_example", "backward"}
     if std:
         taps = set().union(*(set(p.taps) for p in members if set(p.needs) & STANDARD_NEEDS))
         tgr = set().union(*(set(p.tap_grads) for p in members if set(p.needs) & STANDARD_NEEDS))
