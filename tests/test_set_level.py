@@ -132,7 +132,26 @@ def test_committed_ntsr_runs_group_seeds_and_tables(tmp_path):
     groups, _ = select_configs(load_runs(root, proxies=["ntsr"]))
     seeds = {label: [r.seed for r in rs] for (label, _), rs in groups.items()}
     assert {1, 2} <= set(seeds["gpt2"]) and {1, 2} <= set(seeds["flexibert"])
+    if root == REPO / "results":  # the committed store: three seeds, fused from today's sept (Eq. 16, v2)
+        for label in ("gpt2", "flexibert"):
+            assert seeds[label] == [0, 1, 2], label
+            assert all(r.data["components"]["sept"].endswith("-v2") for r in groups[(label, "ntsr")]), label
     assert seeds["gpt2[table=gpt2_wt2]"] == [0] and seeds["autoformer[table=autoformer_digits]"] == [0]
     assert "autoformer" not in seeds  # the table run no longer shows as an empty plain-autoformer row
     sizes = {label: {len(r.records) for r in rs} for (label, _), rs in groups.items()}
     assert sizes["gpt2"] == {200} and sizes["flexibert"] == {491} and sizes["gpt2[table=gpt2_wt2]"] == {100}
+
+
+def test_a_set_level_run_fused_from_newer_components_is_reported(tmp_path, data_dir):
+    """Two configurations of one set-level proxy, equal in seeds and records, differing only in a
+    component's version (sept v2 = ETAS Eq. 16, the default; v1 = variant=rank_recursion): the
+    report shows the one fused from the newer component, whichever was stored first."""
+    fuse = "rankfuse:[params,sept]"
+    for variant in ("rank_recursion", None):
+        opts = {"sept": {"variant": variant}} if variant else {}
+        run(RunConfig(space="gpt2", proxies=[fuse, "sept"] if variant else [fuse], seed=0, n_archs=5,
+                      data_dir=str(data_dir), results_dir=str(tmp_path), bootstrap=0, progress=False,
+                      proxy_options=opts))
+    groups, notes = select_configs(load_runs(tmp_path, proxies=[fuse]))
+    (rows,) = groups.values()
+    assert rows[0].data["components"]["sept"].endswith("-v2") and len(notes) == 1

@@ -127,12 +127,21 @@ def _version_key(v: str):
         return (0, 0, v)
 
 
+def _component_versions(run: Run) -> tuple:
+    """A set-level run's component proxy versions (from ``data.components``' ``<key>-v<version>``),
+    so that e.g. ntsr fused from today's ``sept`` (v2) outranks ntsr fused from the old v1 variant."""
+    comps = (run.data or {}).get("components") or {}
+    return tuple(sorted(_version_key(str(v).rsplit("-v", 1)[-1]) if "-v" in str(v) else (0, 0, "")
+                        for v in comps.values()))
+
+
 def select_configs(runs: list[Run], all_configs: bool = False) -> tuple[dict, list[str]]:
     """Group runs into rows: {(space label, proxy label): [runs, one per seed]}.
 
     A (space, proxy) scored under several configurations (another batch size, a bumped proxy
-    version...) is reported once, with the configuration of the highest proxy version, then
-    the most seeds, then the most records; the others are named in the returned notes.
+    version...) is reported once, with the configuration of the highest proxy version, then (for
+    set-level runs) the highest component versions, then the most seeds, then the most records;
+    the others are named in the returned notes.
     With ``all_configs`` every configuration is its own row, labelled ``proxy@config``.
     """
     by: dict = {}
@@ -147,7 +156,8 @@ def select_configs(runs: list[Run], all_configs: bool = False) -> tuple[dict, li
 
         def rank(item):
             cid, rs = item
-            return (_version_key(rs[0].version), len({r.seed for r in rs}), sum(len(r.records) for r in rs))
+            return (_version_key(rs[0].version), _component_versions(rs[0]), len({r.seed for r in rs}),
+                    sum(len(r.records) for r in rs))
 
         ordered = sorted(configs.items(), key=rank, reverse=True)
         cid, rs = ordered[0]
