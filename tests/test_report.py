@@ -386,3 +386,17 @@ def test_cached_rows_equal_fresh_rows(results, built, data_dir, gpt2, tmp_path):
     fresh = report.build(copy, data_dir=str(data_dir), n_resamples=BOOT, cache=False)
     pd.testing.assert_frame_equal(again.table, fresh.table)
     assert row(again, "gpt2", "noisy")["rho"] != row(warm, "gpt2", "noisy")["rho"]
+
+
+def test_space_page_states_the_minibatch_protocol_read_from_the_runs(built):
+    """issue 18: the leaderboard says at what minibatch its rows were scored (read from each run's stored
+    configuration), beside the space's default (the papers' setting, conf/space/<name>.yaml)."""
+    from zcbench.leaderboard import minibatch_protocol
+
+    rows = built.table[built.table["space"] == "gpt2"]
+    line = minibatch_protocol(rows, "gpt2")
+    n_synthetic = int(rows["proxy"].isin(["noisy", "holes", "flat"]).sum())
+    assert n_synthetic == 3
+    assert f"4 × 32: {n_synthetic} proxies" in line  # _write_proxy's batch 4 x 32
+    assert "data-free: 2 proxies" in line  # params, params_nonembedding
+    assert "the papers' setting: 16 × the table's tgt_len" in line  # conf/space/gpt2.yaml: 16, seq_len null

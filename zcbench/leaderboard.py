@@ -965,6 +965,33 @@ def _manifest_html(table: str, data_dir) -> str:
     return "\n".join(out)
 
 
+def minibatch_protocol(rows, space_name: str) -> str:
+    """What minibatch the rows of a space were scored at, read from their stored run configuration,
+    beside the space's default (``conf/space/<name>.yaml``: the papers' setting), e.g.
+    ``4 × 192: 30 proxies; data-free: 6 proxies (default of this space, the papers': 16 × 192)``."""
+    from zcbench.config import space_conf
+
+    counts: dict = {}
+    for cfg in rows.get("data_config", []):
+        try:
+            d = json.loads(cfg) if isinstance(cfg, str) and cfg else {}
+        except ValueError:
+            d = {}
+        key = (f"{d['batch_size']} × {d['seq_len']}" if "batch_size" in d and "seq_len" in d
+               else f"{d['batch_size']} examples" if "batch_size" in d
+               else "set-level (fused from its components' runs)" if "components" in d else "data-free")
+        counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return ""
+    parts = [f"{k}: {n} prox{'y' if n == 1 else 'ies'}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    conf = space_conf(space_name)
+    b, t = conf.get("batch_size"), conf.get("seq_len")
+    if b:
+        default = f"{b} × {t}" if t else f"{b} × the table's tgt_len"
+        parts.append(f"(this space's default, the papers' setting: {default})")
+    return "; ".join(parts[:-1]) + " " + parts[-1] if b else "; ".join(parts)
+
+
 def space_page(data: rp.ReportData, space: str, figures: set, data_dir, spaces: list[str],
                sections: list[Section]) -> str:
     info = data.spaces.get(space)
@@ -981,6 +1008,9 @@ def space_page(data: rp.ReportData, space: str, figures: set, data_dir, spaces: 
         if d:
             pairs.append(("table", E(f"project-built ({d.get('recipe')}, {d.get('n_archs')} architectures, "
                                      f"{d.get('n_rows')} trainings; docs/groundtruth.md)")))
+        protocol = minibatch_protocol(rows, info.name)
+        if protocol:
+            pairs.append(("minibatch protocol", E(protocol)))
         ceiling = info.ceiling() if truth else None
         if ceiling:
             pairs.append(("noise ceiling", E(
