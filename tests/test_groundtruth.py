@@ -238,3 +238,23 @@ def test_ceiling_command(image_table, capsys):
         main_groundtruth(["ceiling", "table=/nonexistent/table"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and "no ground-truth table" in err
+
+
+def test_table_reference_in_run_keys_does_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    """A table under the run's results folder is recorded by name whatever the working directory
+    (a run from elsewhere with results_dir=<abs path> gets the same key as one from the checkout);
+    a table elsewhere is recorded by its path."""
+    from zcbench.groundtruth import table_ref
+
+    folder = tmp_path / "store" / "groundtruth" / "mytable"
+    folder.mkdir(parents=True)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    assert table_ref(folder, str(tmp_path / "store")) == "mytable"
+    assert table_ref(folder, None) == str(folder.resolve())
+    monkeypatch.chdir(tmp_path / "store" / "..")
+    assert table_ref(folder, "store") == "mytable"
+    (tmp_path / "results").symlink_to(tmp_path / "store")
+    monkeypatch.chdir(tmp_path)
+    assert table_ref(folder, None) == "mytable"  # ./results/groundtruth/mytable, as resolve_table finds names

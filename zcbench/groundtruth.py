@@ -321,11 +321,16 @@ def _log(msg: str) -> None:
 # ---------------------------------------------------------------------------
 # scoring proxies against a table (called by zcbench.runner.run)
 # ---------------------------------------------------------------------------
-def table_ref(folder: Path) -> str:
-    """How a table is named in score metadata: its name when under ./results/groundtruth, else its path."""
+def table_ref(folder: Path, results_dir=None) -> str:
+    """How a table is named in score metadata: its name when it is the folder of that name under
+    ``<results_dir>/groundtruth`` or ``./results/groundtruth`` (where ``resolve_table`` finds names),
+    else its path — so the run key does not depend on the working directory or on how the results
+    folder was spelled."""
     folder = folder.resolve()
-    local = (Path("results") / "groundtruth" / folder.name).resolve()
-    return folder.name if folder == local else str(folder)
+    for root in (results_dir, "results"):
+        if root and folder == (Path(root).expanduser() / "groundtruth" / folder.name).resolve():
+            return folder.name
+    return str(folder)
 
 
 def table_run_config(rc):
@@ -350,7 +355,7 @@ def table_run_config(rc):
         raise ConfigError(f"seq_len={rc.seq_len} exceeds the {max_len} positions of table {t.name}'s networks; "
                           f"pass seq_len={max_len} (or less)")
     opts.update(t.space_options)
-    opts["table"] = table_ref(folder)
+    opts["table"] = table_ref(folder, rc.results_dir)
     return dataclasses.replace(rc, space_options=opts)
 
 
