@@ -399,4 +399,4 @@ def test_space_page_states_the_minibatch_protocol_read_from_the_runs(built):
     assert n_synthetic == 3
     assert f"4 × 32: {n_synthetic} proxies" in line  # _write_proxy's batch 4 x 32
     assert "data-free: 2 proxies" in line  # params, params_nonembedding
-    assert "the papers' setting: 16 × the table's tgt_len" in line  # conf/space/gpt2.yaml: 16, seq_len null
+    assert "conf/space/gpt2.yaml: 16 × the table's tgt_len" in line  # batch_size 16, seq_len null

@@ -967,8 +967,9 @@ def _manifest_html(table: str, data_dir) -> str:
 
 def minibatch_protocol(rows, space_name: str) -> str:
     """What minibatch the rows of a space were scored at, read from their stored run configuration,
-    beside the space's default (``conf/space/<name>.yaml``: the papers' setting), e.g.
-    ``4 × 192: 30 proxies; data-free: 6 proxies (default of this space, the papers': 16 × 192)``."""
+    beside the space's default (``conf/space/<name>.yaml``; for the LTS and FlexiBERT spaces the
+    papers' minibatch), e.g. ``4 × 192: 25 proxies; data-free: 8 proxies (default of this space,
+    conf/space/gpt2.yaml: 16 × the table's tgt_len)``."""
     from zcbench.config import space_conf
 
     counts: dict = {}
@@ -988,7 +989,7 @@ def minibatch_protocol(rows, space_name: str) -> str:
     b, t = conf.get("batch_size"), conf.get("seq_len")
     if b:
         default = f"{b} × {t}" if t else f"{b} × the table's tgt_len"
-        parts.append(f"(this space's default, the papers' setting: {default})")
+        parts.append(f"(default of this space, conf/space/{space_name}.yaml: {default})")
     return "; ".join(parts[:-1]) + " " + parts[-1] if b else "; ".join(parts)
 
 
