@@ -339,6 +339,14 @@ def test_flexibert_like_for_like_reproduces_lpzero_params_exactly(data_dir, tmp_
     assert bool(row["in_ci"])
     plain = report.reproduction_table(built.table).set_index("paper_name")  # without data: the standard numbers
     assert round(plain.loc["#Params", "rho_ours"], 3) == 0.652
+    # the like-for-like bootstrap is cached by its inputs: a second table (the leaderboard builds it twice) and a
+    # build without any cache give the same frame
+    assert list((tmp_path / "cache" / "report").glob("*.json"))
+    again = report.reproduction_table(built.table, data=built).set_index("paper_name")
+    fresh_data = report.build(tmp_path, data_dir=data_dir, n_resamples=BOOT, cache=False)
+    fresh = report.reproduction_table(fresh_data.table, data=fresh_data).set_index("paper_name")
+    pd.testing.assert_frame_equal(again, rep)
+    pd.testing.assert_frame_equal(fresh, rep)
 
 
 def test_reproduction_negated_entry_flips_sign_and_interval():
@@ -400,3 +408,70 @@ def test_space_page_states_the_minibatch_protocol_read_from_the_runs(built):
     assert f"4 × 32: {n_synthetic} proxies" in line  # _write_proxy's batch 4 x 32
     assert "data-free: 2 proxies" in line  # params, params_nonembedding
     assert "conf/space/gpt2.yaml: 16 × the table's tgt_len" in line  # batch_size 16, seq_len null
+
+
+def test_figures_are_redrawn_only_when_their_data_changed(results, data_dir, gpt2, tmp_path):
+    """issue 18 (instant reports): a figure whose rows and drawing code are unchanged is copied from
+    ``<results_dir>/cache/figures`` (same bytes); changed scores redraw the figures drawn from them
+    and nothing else; ``cache=False`` draws everything."""
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    data = report.build(copy, data_dir=str(data_dir), n_resamples=BOOT)
+    first = report.write_figures(data, tmp_path / "f1", formats=("png",))
+    n = data.cache_stats["figures"]["misses"]
+    assert first and data.cache_stats["figures"]["hits"] == 0 and n >= len(data.table)
+    data = report.build(copy, data_dir=str(data_dir), n_resamples=BOOT)
+    second = report.write_figures(data, tmp_path / "f2", formats=("png",))
+    assert data.cache_stats["figures"] == {"hits": n, "misses": 0}
+    rel = sorted(p.relative_to(tmp_path / "f1") for p in first)
+    assert rel == sorted(p.relative_to(tmp_path / "f2") for p in second)
+    assert all((tmp_path / "f1" / r).read_bytes() == (tmp_path / "f2" / r).read_bytes() for r in rel)
+    # new scores for one proxy: its scatter plot and the space-level figures are redrawn, the others' not
+    _, _, truth = gpt2
+    for f in (copy / "scores" / "gpt2" / "noisy").glob("seed0-*.jsonl"):
+        f.unlink()
+    rng = np.random.default_rng(11)
+    _write_proxy(copy, "gpt2", "noisy", 0, {a: float(-v + rng.normal(0, 5.0)) for a, v in truth.items()})
+    data = report.build(copy, data_dir=str(data_dir), n_resamples=BOOT)
+    third = report.write_figures(data, tmp_path / "f3", formats=("png",))
+    stats_ = data.cache_stats["figures"]
+    assert 1 <= stats_["misses"] < n and stats_["hits"] + stats_["misses"] == n
+    noisy = Path("gpt2") / "proxies" / "noisy.png"
+    assert (tmp_path / "f3" / noisy).read_bytes() != (tmp_path / "f1" / noisy).read_bytes()
+    flat = Path("gpt2") / "proxies" / "params.png"
+    assert (tmp_path / "f3" / flat).read_bytes() == (tmp_path / "f1" / flat).read_bytes()
+    assert sorted(p.relative_to(tmp_path / "f3") for p in third) == rel
+    fresh = report.build(copy, data_dir=str(data_dir), n_resamples=BOOT, cache=False)
+    report.write_figures(fresh, tmp_path / "f4", formats=("png",))
+    assert fresh.cache_stats["figures"] == {"hits": 0, "misses": 0}  # no cache: drawn, not counted
+
+
+def test_an_up_to_date_report_is_not_rebuilt(results, data_dir, gpt2, tmp_path, capsys):
+    """issue 18 (second build): the output folder records the fingerprint of the inputs it was built from
+    (options, code, results, data); the same command on the same inputs returns at once, a changed score
+    file or --force rebuilds, an option changes the fingerprint."""
+    import shutil
+
+    from zcbench.report.cache import STAMP
+
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    out = tmp_path / "rep"
+    argv = ["--results-dir", str(copy), "--data-dir", str(data_dir), "--bootstrap", "20", "--out", str(out),
+            "--figures", "png", "--no-proxy-figures"]
+    assert report.main_report(argv) == 0 and "wrote" in capsys.readouterr().out
+    stamp = (out / STAMP).read_text()
+    md = out / "leaderboard.md"
+    before = md.stat().st_mtime_ns
+    assert report.main_report(argv) == 0 and "up to date" in capsys.readouterr().out
+    assert md.stat().st_mtime_ns == before
+    assert report.main_report(argv + ["--force"]) == 0 and "wrote" in capsys.readouterr().out
+    assert md.stat().st_mtime_ns != before and (out / STAMP).read_text() == stamp
+    assert report.main_report(list(argv)) == 0 and "up to date" in capsys.readouterr().out
+    f = next((copy / "scores" / "gpt2" / "noisy").glob("seed0-*.jsonl"))
+    f.write_text(f.read_text().replace('"score": ', '"score": 1', 1))  # one score changes
+    assert report.main_report(argv) == 0 and "wrote" in capsys.readouterr().out
+    assert (out / STAMP).read_text() != stamp
+    assert report.main_report([*argv[:5], "30", *argv[6:]]) == 0 and "wrote" in capsys.readouterr().out

@@ -155,3 +155,34 @@ def test_a_set_level_run_fused_from_newer_components_is_reported(tmp_path, data_
     groups, notes = select_configs(load_runs(tmp_path, proxies=[fuse]))
     (rows,) = groups.values()
     assert rows[0].data["components"]["sept"].endswith("-v2") and len(notes) == 1
+
+
+def test_a_complete_run_at_the_default_minibatch_is_the_reported_configuration(tmp_path, data_dir):
+    """Issue 18: the leaderboard reports the papers' minibatch (the space's conf default) once a run
+    there is complete, even against a reduced minibatch with more seeds; an incomplete one does not."""
+    from zcbench.report.load import default_minibatch, run_minibatch
+
+    shutil.copytree(REPO / "results" / "groundtruth" / "gpt2_wt2", tmp_path / "groundtruth" / "gpt2_wt2")
+
+    def go(seed, n, b=None, t=None):
+        run(RunConfig(space="gpt2", proxies=["grad_norm", FUSE], seed=seed, n_archs=n, batch_size=b or 16,
+                      seq_len=t, space_options={"table": "gpt2_wt2"}, data_dir=str(data_dir),
+                      results_dir=str(tmp_path), bootstrap=0, progress=False))
+
+    for seed in (0, 1):
+        go(seed, 3, b=2, t=16)  # reduced minibatch, two seeds
+    default = default_minibatch("gpt2", load_runs(tmp_path, proxies=["grad_norm"])[0].space_options)
+    assert default == (16, 64)  # conf/space/gpt2.yaml's 16 x the table networks' tgt_len
+    go(0, 2)  # the default minibatch, incomplete: 2 of 3 architectures
+    groups, notes = select_configs(load_runs(tmp_path, proxies=["grad_norm", FUSE]))
+    for proxy in ("grad_norm", FUSE):
+        rows = groups[(LABEL, proxy)]
+        assert [r.seed for r in rows] == [0, 1] and run_minibatch(rows[0], load_runs(tmp_path)) == (2, 16)
+    go(0, 3)  # now complete
+    runs = load_runs(tmp_path, proxies=["grad_norm", FUSE])
+    groups, notes = select_configs(runs)
+    for proxy in ("grad_norm", FUSE):
+        rows = groups[(LABEL, proxy)]
+        assert [r.seed for r in rows] == [0] and len(rows[0].records) == 3
+        assert run_minibatch(rows[0], runs) == default  # the fused run's, through its components
+    assert any("grad_norm: configuration" in n and "seeds [0, 1]" in n for n in notes)

@@ -703,20 +703,32 @@ def write_site_figures(data: rp.ReportData, out: Path, spaces: list[str]) -> set
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    cache = rp.figure_cache(data, code=[Path(__file__)])
     made = set()
     truth = [s for s in spaces if has_truth(data, s)]
-    for rel, fn in (("figures/index/pareto.png", lambda p: plot_pareto_across(data, truth, p)),
-                    ("figures/index/stability.png", lambda p: plot_stability(data, truth, p))):
-        if fn(out / rel):
+    digests = {s: _site_digest(data, s) for s in truth}
+
+    def draw(rel: str, kind: str, spaces_drawn: list[str], fn) -> None:
+        key = cache.key(kind, rel, [digests[s] for s in spaces_drawn])
+        if cache.draw(key, out, lambda: [p for p in [fn(out / rel)] if p]):
             made.add(rel)
+
+    draw("figures/index/pareto.png", "pareto", truth, lambda p: plot_pareto_across(data, truth, p))
+    draw("figures/index/stability.png", "stability", truth, lambda p: plot_stability(data, truth, p))
     for s in truth:
         slug = space_slug(s)
         for stem, fn in (("bar", plot_bar_band), ("pareto", lambda d, sp, p: plot_pareto_across(d, [sp], p)),
                          ("stability", lambda d, sp, p: plot_stability(d, [sp], p))):
-            rel = f"figures/site/{slug}/{stem}.png"
-            if fn(data, s, out / rel):
-                made.add(rel)
+            draw(f"figures/site/{slug}/{stem}.png", stem, [s], lambda p, fn=fn, s=s: fn(data, s, p))
+    data.cache_stats["site_figures"] = {"hits": cache.hits, "misses": cache.misses}
     return made
+
+
+def _site_digest(data: rp.ReportData, space: str) -> dict:
+    """What the site's figures of a space are drawn from (its rows, seeds, noise ceiling, title)."""
+    return {**rp.space_digest(data, space), "seeds": rp.frame_digest(seed_ranks(data, space)),
+            "ceiling": json.dumps(ceiling_band(data, space), sort_keys=True, default=str),
+            "title": space_title(space, data.spaces.get(space))}
 
 
 # ----------------------------------------------------------------------------- pages
@@ -1223,7 +1235,7 @@ def copy_assets(out: Path) -> None:
 
 
 def build_site(data: rp.ReportData, out, *, title: str = "zcbench leaderboard", figures: bool = True,
-               data_dir=None, submissions: list | None = None) -> Path:
+               data_dir=None, submissions: list | None = None, stamp: str | None = None) -> Path:
     """Write the whole site into ``out`` (replaced if zcbench wrote it before); returns index.html.
 
     The site is written into a sibling temporary folder first and moved into place at the end, so
@@ -1238,6 +1250,8 @@ def build_site(data: rp.ReportData, out, *, title: str = "zcbench leaderboard", 
     _prepare_out(tmp)
     try:
         _write_site(data, tmp, title=title, figures=figures, data_dir=data_dir, submissions=submissions)
+        if stamp:
+            rp.write_stamp(tmp, stamp)  # the inputs' fingerprint travels with the site it describes
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -1296,6 +1310,11 @@ def main_leaderboard(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else Path(args.results_dir) / "site"
     sub_dir = Path(args.submissions) if args.submissions else Path(args.results_dir) / "submissions"
     try:
+        stamp = None if args.no_cache else rp.fingerprint_args(args, out, extra_dirs=[sub_dir])
+        if stamp and not args.force and rp.up_to_date(out, stamp):
+            print(f"{out} is up to date: built from exactly these inputs (options, code, results, data, "
+                  "submissions); --force rebuilds")
+            return 0
         data = rp.build_from_args(args)
         subs = []
         if args.submissions or sub_dir.is_dir():
@@ -1306,7 +1325,7 @@ def main_leaderboard(argv: list[str] | None = None) -> int:
             except SubmitError as exc:
                 raise SiteError(str(exc)) from exc
         index = build_site(data, out, title=args.title, figures=not args.no_figures, data_dir=args.data_dir,
-                           submissions=subs)
+                           submissions=subs, stamp=stamp)
     except (rp.ReportError, SiteError) as exc:
         print(f"zcbench leaderboard: error: {exc}", file=sys.stderr)
         return 2

@@ -6,7 +6,10 @@ Two columns per (space, proxy), both from the results store (nothing is scored h
   of Spearman rho between the proxy's scores and the oriented ground truth (each seed draws
   another minibatch *and* another weight initialisation; data-free proxies vary only with
   the initialisation, weight-free ones not at all). The configuration per (space, proxy) is
-  the report's (:func:`zcbench.report.select_configs`); ``n_seeds`` says how many seeds.
+  the report's (:func:`zcbench.report.select_configs`); ``n_seeds`` says how many seeds. Where
+  that configuration has one seed (the papers' minibatch, scored once), the spread is that of
+  the same proxy version's configuration with the most complete seeds; ``minibatch`` names the
+  configuration measured (``16x192``, ``data-free``).
 * **Batch size** — on a fixed GPT-2 subset (the 30 architectures ``python -m zcbench run
   space=gpt2 seed=0 n_archs=30`` samples), rho at batch sizes 1, 4 and 16 x 192 tokens
   (16 = LPZero's GPT-2 setting, ``conf/space/gpt2.yaml``; 4 = the stored standard runs,
@@ -68,8 +71,13 @@ def seed_spread(results_dir, data_dir=None) -> pd.DataFrame:
     """Per (space, proxy): rho per stored seed, its mean and sample std."""
     from zcbench.report import load_runs, load_space, select_configs
 
+    from zcbench.report import run_minibatch
+
     runs = load_runs(results_dir)
     groups, _ = select_configs(runs)
+    by_config: dict = {}
+    for r in runs:
+        by_config.setdefault((r.space, r.proxy), {}).setdefault(r.config, []).append(r)
     rows, infos = [], {}
     for (space, proxy), rs in groups.items():
         if space not in infos:
@@ -77,9 +85,21 @@ def seed_spread(results_dir, data_dir=None) -> pd.DataFrame:
         truth = infos[space].oriented
         if truth is None:
             continue
+        if len(rs) < 2:
+            # the reported configuration has one seed (e.g. the papers' minibatch, scored once): the
+            # spread is measured on the configuration of the same proxy version with the most
+            # complete seeds, and the minibatch column says which
+            full = max(len(r.records) for r in rs)
+            others = [sorted(o, key=lambda r: r.seed) for o in by_config[(space, proxy)].values()
+                      if o[0].version == rs[0].version and len(o) >= 2
+                      and all(len(r.records) >= full for r in o)]
+            if others:
+                rs = max(others, key=lambda o: (len(o), sum(len(r.records) for r in o)))
+        mb = run_minibatch(rs[0], runs)
         rhos = [_rho(_series(r), truth)[0] for r in rs]
         ok = [x for x in rhos if np.isfinite(x)]
-        rows.append({"space": space, "proxy": proxy, "n_seeds": len(rs), "seeds": ",".join(str(r.seed) for r in rs),
+        rows.append({"space": space, "proxy": proxy, "minibatch": f"{mb[0]}x{mb[1]}" if mb else "data-free",
+                     "n_seeds": len(rs), "seeds": ",".join(str(r.seed) for r in rs),
                      "rho_seeds": ",".join(f"{x:.4f}" for x in rhos), "rho_mean": np.mean(ok) if ok else math.nan,
                      "rho_seed_std": float(np.std(ok, ddof=1)) if len(ok) > 1 else math.nan})
     return pd.DataFrame(rows)
@@ -144,7 +164,7 @@ def robustness_table(results_dir="results", data_dir=None) -> pd.DataFrame:
 def load_robustness(results_dir="results") -> pd.DataFrame:
     """For the leaderboard: ``<results_dir>/predict/robustness.csv`` (empty frame when not built).
 
-    Columns: space, proxy, n_seeds, seeds, rho_seeds, rho_mean, rho_seed_std, and for the
+    Columns: space, proxy, minibatch, n_seeds, seeds, rho_seeds, rho_mean, rho_seed_std, and for the
     batch-size subset n_batch, rho_b1, rho_b4, rho_b16, rho_b1_b16, batches_found, sign_flip.
     """
     path = Path(results_dir) / "predict" / "robustness.csv"
@@ -162,14 +182,14 @@ def markdown(table: pd.DataFrame, command: str) -> str:
     for space, g in table.groupby("space", sort=True):
         g = g.sort_values("rho_mean", ascending=False)
         show_batch = has_batch and g.rho_b1.notna().any()
-        head = "| proxy | seeds | rho mean | rho std over seeds |"
-        sep = "|---|---|---|---|"
+        head = "| proxy | minibatch | seeds | rho mean | rho std over seeds |"
+        sep = "|---|---|---|---|---|"
         if show_batch:
             head += " n | rho b=1 | rho b=4 | rho b=16 | rho(b=1 scores, b=16 scores) | sign flip |"
             sep += "---|---|---|---|---|---|"
         lines += [f"## {space}", "", head, sep]
         for _, r in g.iterrows():
-            cells = [r.proxy, str(int(r.n_seeds)), f"{r.rho_mean:.3f}",
+            cells = [r.proxy, str(r.get("minibatch", "")).replace("x", " × "), str(int(r.n_seeds)), f"{r.rho_mean:.3f}",
                      "—" if not np.isfinite(r.rho_seed_std) else f"{r.rho_seed_std:.4f}"]
             if show_batch:
                 if np.isfinite(r.get("n_batch", math.nan)):
@@ -222,7 +242,7 @@ def proxy_columns(results_dir="results") -> pd.DataFrame:
                                                     "regret20_median": "etas_regret20"})
     rob = load_robustness(results_dir)
     keep_e = ["space", "proxy", "etas_to_top1", "etas_reach_top1", "etas_regret20"]
-    keep_r = [c for c in ("space", "proxy", "rho_seed_std", "n_seeds", "n_batch", "rho_b1", "rho_b4", "rho_b16",
+    keep_r = [c for c in ("space", "proxy", "rho_seed_std", "minibatch", "n_seeds", "n_batch", "rho_b1", "rho_b4", "rho_b16",
                           "sign_flip") if c in rob.columns]
     if eff.empty:
         return rob[keep_r]
@@ -239,6 +259,20 @@ def _f(x, nd=3) -> str:
     if math.isinf(x):
         return "not reached"
     return "—" if not np.isfinite(x) else f"{x:.{nd}f}"
+
+
+def _spread_of(r) -> str:
+    """`` (4 × 192, 3 seeds)``: which stored configuration a seed spread was measured on."""
+    mb, n = r.get("minibatch"), r.get("n_seeds")
+    if not isinstance(mb, str) or not mb or not np.isfinite(float(n if n is not None else math.nan)):
+        return ""
+    return f" ({_h_escape(mb.replace('x', ' × '))}, {int(n)} seeds)"
+
+
+def _h_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
 
 
 def site_sections(data) -> list:
@@ -267,7 +301,7 @@ def site_sections(data) -> list:
             reach = r.get("etas_reach_top1", math.nan)
             cells = [_h.escape(str(r.proxy)), _f(r.get("etas_to_top1"), 1),
                      "—" if not np.isfinite(reach if reach is not None else math.nan) else f"{reach:.0%}",
-                     _f(r.get("etas_regret20"), 3), _f(r.get("rho_seed_std"), 4)]
+                     _f(r.get("etas_regret20"), 3), _f(r.get("rho_seed_std"), 4) + _spread_of(r)]
             if has_batch:
                 flip = r.get("sign_flip")
                 cells += [_f(r.get("rho_b1")), _f(r.get("rho_b4")), _f(r.get("rho_b16")),
@@ -286,6 +320,7 @@ def site_sections(data) -> list:
             html=('<p class="muted">ETAS regularized evolution guided by each proxy, simulated on the stored pool '
                   "(training = table look-up, 10 seeds): median trainings until one of the pool's top 1 % is "
                   "trained, and regret (pool best − best found) after 20 trainings; ρ std over the stored "
-                  "minibatch seeds; ρ at batch sizes 1 / 4 / 16 on a fixed 30-architecture subset (GPT-2). "
+                  "minibatch seeds (in brackets the configuration it was measured on: the reported one, or, where "
+                  "that has a single seed, the same proxy version's configuration with the most seeds); ρ at batch sizes 1 / 4 / 16 on a fixed 30-architecture subset (GPT-2). "
                   f"docs/predict.md.{floor_txt}</p>" + html_table(head, rows, f"robust-{space}"))))
     return out

@@ -45,11 +45,12 @@ from __future__ import annotations
 from zcbench.errors import ReportError
 from zcbench.metrics import (STATISTICS, Stratum, like_for_like, make_strata, paired_bootstrap, paired_test,
                              seed_mean_ci)
-from zcbench.report.cli import add_common_args, build_from_args, main_report, split_values
-from zcbench.report.figures import (FIGURE_FORMATS, pareto_front, plot_bar, plot_heatmap, plot_pareto, plot_scatter,
-                                    plot_search, rank_matrix, write_figures)
-from zcbench.report.load import (METRIC_LABELS, Run, SpaceInfo, config_id, load_runs, load_search, load_space,
-                                 metric_label, select_configs, space_label, table_info)
+from zcbench.report.cli import add_common_args, build_from_args, fingerprint_args, main_report, split_values
+from zcbench.report.cache import FileCache, frame_digest, inputs_fingerprint, up_to_date, write_stamp
+from zcbench.report.figures import (FIGURE_FORMATS, figure_cache, pareto_front, plot_bar, plot_heatmap, plot_pareto,
+                                    plot_scatter, plot_search, rank_matrix, space_digest, write_figures)
+from zcbench.report.load import (METRIC_LABELS, Run, SpaceInfo, config_id, default_minibatch, load_runs, load_search,
+                                 load_space, metric_label, run_minibatch, select_configs, space_label, table_info)
 from zcbench.report.render import (TABLE_FORMATS, display_reproduction, display_table, fmt_ci, fmt_diff, fmt_float,
                                    fmt_int, fmt_p, fmt_pm, fmt_sec, html_table, latex_table, markdown_table,
                                    prov_line, write_tables)
@@ -58,11 +59,12 @@ from zcbench.report.tables import DEFAULT_BASELINE, FRACTIONS, TABLE_COLUMNS, Re
 
 __all__ = [
     "DEFAULT_BASELINE", "FIGURE_FORMATS", "FRACTIONS", "METRIC_LABELS", "PUBLISHED", "STATISTICS", "TABLE_COLUMNS",
-    "TABLE_FORMATS", "ReportData", "ReportError", "Run", "SpaceInfo", "Stratum", "add_common_args", "build",
-    "build_from_args", "config_id", "display_reproduction", "display_table", "fmt_ci", "fmt_diff", "fmt_float",
-    "fmt_int", "fmt_p", "fmt_pm", "fmt_sec", "html_table", "latex_table", "like_for_like", "load_published",
-    "load_runs", "load_search", "load_space", "main_report", "make_strata", "markdown_table", "metric_label",
-    "paired_bootstrap", "paired_test", "pareto_front", "plot_bar", "plot_heatmap", "plot_pareto", "plot_scatter",
-    "plot_search", "prov_line", "rank_matrix", "reproduction_table", "run_scores", "seed_mean_ci", "select_configs",
-    "space_label", "split_values", "table_info", "write_figures", "write_tables",
+    "TABLE_FORMATS", "FileCache", "ReportData", "ReportError", "Run", "SpaceInfo", "Stratum", "add_common_args",
+    "build", "build_from_args", "config_id", "default_minibatch", "display_reproduction", "display_table",
+    "figure_cache", "fingerprint_args", "fmt_ci", "fmt_diff", "fmt_float", "fmt_int", "fmt_p", "fmt_pm", "fmt_sec", "frame_digest",
+    "html_table", "inputs_fingerprint", "latex_table", "like_for_like", "load_published", "load_runs", "load_search", "load_space",
+    "main_report", "make_strata", "markdown_table", "metric_label", "paired_bootstrap", "paired_test", "pareto_front",
+    "plot_bar", "plot_heatmap", "plot_pareto", "plot_scatter", "plot_search", "prov_line", "rank_matrix",
+    "reproduction_table", "run_minibatch", "run_scores", "seed_mean_ci", "select_configs", "space_digest",
+    "space_label", "split_values", "table_info", "up_to_date", "write_figures", "write_stamp", "write_tables",
 ]

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from zcbench.errors import ReportError
+from zcbench.report.cache import up_to_date, write_stamp
 from zcbench.report.figures import FIGURE_FORMATS, write_figures
 from zcbench.report.render import TABLE_FORMATS, fmt_float, write_tables
 from zcbench.report.tables import DEFAULT_BASELINE, ReportData, build
@@ -38,6 +39,17 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--no-cache", action="store_true",
                     help="recompute every row (default: reuse rows whose inputs are byte-identical, "
                          "from <results-dir>/cache/report)")
+    ap.add_argument("--force", action="store_true",
+                    help="build even when the output folder is up to date (built from these very inputs: "
+                         "options, code, results, data; its .inputs.sha256)")
+
+
+def fingerprint_args(args, out, extra_dirs=()) -> str:
+    """The inputs' fingerprint of a report/leaderboard command (:func:`zcbench.report.cache.inputs_fingerprint`)."""
+    from zcbench.report.cache import inputs_fingerprint
+
+    opts = {k: v for k, v in vars(args).items() if k not in ("force",)}
+    return inputs_fingerprint(args.results_dir, out, opts, data_dir=args.data_dir, extra_dirs=extra_dirs)
 
 
 def build_from_args(args) -> ReportData:
@@ -88,14 +100,19 @@ def main_report(argv: list[str] | None = None) -> int:
     ap.add_argument("--figures", default=",".join(FIGURE_FORMATS), help="figure formats: png,pdf ('' = none)")
     ap.add_argument("--no-proxy-figures", action="store_true", help="skip the per-proxy scatter/rank plots")
     args = ap.parse_args(argv)
+    out = Path(args.out) if args.out else Path(args.results_dir) / "report"
     try:
         fmts = _formats(args.formats, TABLE_FORMATS, "table")
         figs = _formats(args.figures, FIGURE_FORMATS, "figure")
+        stamp = None if args.no_cache else fingerprint_args(args, out)
+        if stamp and not args.force and up_to_date(out, stamp):
+            print(f"{out} is up to date: built from exactly these inputs (options, code, results, data); "
+                  "--force rebuilds")
+            return 0
         data = build_from_args(args)
     except ReportError as exc:
         print(f"zcbench report: error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else Path(args.results_dir) / "report"
     written = write_tables(data, out, fmts)
     if figs:
         written += write_figures(data, out / "figures", figs, per_proxy=not args.no_proxy_figures)
@@ -104,6 +121,8 @@ def main_report(argv: list[str] | None = None) -> int:
     for sp in dict.fromkeys(data.table["space"]):
         rows = data.table[data.table["space"] == sp]
         print(f"{sp}: {len(rows)} proxies; best {rows.iloc[0]['proxy']} (ρ={fmt_float(rows.iloc[0]['rho'])})")
+    if stamp:
+        write_stamp(out, stamp)  # last: an interrupted build is never up to date
     print(f"wrote {len(written)} files under {out}")
     return 0
 

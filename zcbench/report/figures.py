@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from zcbench import metrics
+from zcbench.report.cache import FileCache, frame_digest
 from zcbench.report.render import fmt_float
 from zcbench.report.tables import ReportData
 from zcbench.store import safe_name
@@ -210,16 +211,50 @@ def plot_search(data: ReportData, space: str, stem: Path, formats=FIGURE_FORMATS
     return _save(fig, stem, formats)
 
 
+def figure_cache(data: ReportData, code=()) -> FileCache:
+    """The content-keyed figure cache of ``data``'s results folder (:class:`FileCache`)."""
+    here = Path(__file__).resolve().parent
+    return FileCache(data.provenance.get("results_dir", "results"), "figures",
+                     code=[here / "figures.py", here / "render.py", *code], enabled=data.use_cache)
+
+
+def space_digest(data: ReportData, space: str, scores: pd.DataFrame | None = None) -> dict:
+    """What a space's figures are drawn from: its table rows, scores, search curves, ground truth."""
+    info = data.spaces.get(space)
+    s = data.scores[data.scores["space"] == space] if scores is None else scores
+    srch = data.search[data.search["space"] == space] if len(data.search) else data.search
+    return {"space": space, "baseline": data.baseline,
+            "table": frame_digest(data.table[data.table["space"] == space]), "scores": frame_digest(s),
+            "search": frame_digest(srch) if srch is not None else "",
+            "info": [info.metric_label, bool(info.higher_is_better),
+                     frame_digest(info.truth.to_frame()) if info.truth is not None else ""] if info else None}
+
+
 def write_figures(data: ReportData, out: Path, formats=FIGURE_FORMATS, per_proxy: bool = True) -> list[Path]:
-    """All figures into ``out/<space>/``; per-proxy scatter/rank plots into ``out/<space>/proxies/``."""
+    """All figures into ``out/<space>/``; per-proxy scatter/rank plots into ``out/<space>/proxies/``.
+
+    A figure whose inputs (:func:`space_digest`, or the proxy's rows for a scatter plot) and
+    drawing code are unchanged since an earlier build is copied from the figure cache
+    (``<results_dir>/cache/figures``) instead of being redrawn."""
+    cache = figure_cache(data)
+    fmts = list(formats)
+    by_space = dict(tuple(data.scores.groupby("space", sort=False))) if len(data.scores) else {}
     written = []
     for sp in dict.fromkeys(data.table["space"]):
         d = out / safe_name(sp)
-        written += plot_bar(data, sp, d / "bar_rho", formats)
-        written += plot_heatmap(data, sp, d / "heatmap", formats)
-        written += plot_pareto(data, sp, d / "pareto", formats)
-        written += plot_search(data, sp, d / "search", formats)
+        sp_scores = by_space.get(sp, data.scores.iloc[0:0])
+        base = space_digest(data, sp, sp_scores)
+        for stem, fn in (("bar_rho", plot_bar), ("heatmap", plot_heatmap), ("pareto", plot_pareto),
+                         ("search", plot_search)):
+            written += cache.draw(cache.key(fn.__name__, stem, fmts, base), d,
+                                  lambda fn=fn, stem=stem: fn(data, sp, d / stem, formats))
         if per_proxy:
+            by_proxy = dict(tuple(sp_scores.groupby("proxy", sort=False))) if len(sp_scores) else {}
             for p in data.table[data.table["space"] == sp]["proxy"]:
-                written += plot_scatter(data, sp, p, d / "proxies" / safe_name(p), formats)
+                info = base["info"]
+                key = cache.key("plot_scatter", p, fmts, info, frame_digest(by_proxy.get(p, sp_scores.iloc[0:0])),
+                                frame_digest(data.table[(data.table["space"] == sp) & (data.table["proxy"] == p)]))
+                written += cache.draw(key, d, lambda p=p: plot_scatter(data, sp, p, d / "proxies" / safe_name(p),
+                                                                       formats))
+    data.cache_stats["figures"] = {"hits": cache.hits, "misses": cache.misses}
     return written

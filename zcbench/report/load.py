@@ -135,13 +135,54 @@ def _component_versions(run: Run) -> tuple:
                         for v in comps.values()))
 
 
+def run_minibatch(run: Run, runs: list[Run] | None = None) -> tuple[int, int | None] | None:
+    """(batch size, sequence length) a run scored at, from its stored configuration; a set-level
+    run's from its components' runs (found in ``runs``); None for a data-free run."""
+    d = run.data or {}
+    if "batch_size" in d:
+        return int(d["batch_size"]), (int(d["seq_len"]) if d.get("seq_len") is not None else None)
+    comps = (run.meta or {}).get("component_runs") or {}  # component proxy -> its run key
+    for comp, key in sorted(comps.items()):
+        for other in runs or ():
+            if other.space == run.space and other.proxy == comp and other.run_key == key:
+                mb = run_minibatch(other, runs)
+                if mb is not None:  # a data-free component (params) says nothing of the minibatch
+                    return mb
+    return None
+
+
+_DEFAULT_MINIBATCH: dict = {}
+
+
+def default_minibatch(space_name: str, options: dict | None = None) -> tuple[int, int] | None:
+    """The space's default minibatch, ``conf/space/<name>.yaml``'s batch_size x seq_len (a null
+    seq_len is the space's ``default_seq_len()``, the table's tgt_len): for the LTS and FlexiBERT
+    spaces the papers' minibatch. None when the space ships no batch size or cannot be built."""
+    from zcbench.config import space_conf
+
+    key = (space_name, json.dumps(options or {}, sort_keys=True, default=str))
+    if key not in _DEFAULT_MINIBATCH:
+        conf = space_conf(space_name)
+        b, t = conf.get("batch_size"), conf.get("seq_len")
+        if b and t is None:
+            try:
+                space = zcbench.create_space(space_name, **(options or {}))
+                t = int(space.default_seq_len()) if hasattr(space, "default_seq_len") else None
+            except Exception:  # noqa: BLE001 - a space that cannot be built has no default to prefer
+                b = None
+        _DEFAULT_MINIBATCH[key] = (int(b), int(t)) if b and t else None
+    return _DEFAULT_MINIBATCH[key]
+
+
 def select_configs(runs: list[Run], all_configs: bool = False) -> tuple[dict, list[str]]:
     """Group runs into rows: {(space label, proxy label): [runs, one per seed]}.
 
     A (space, proxy) scored under several configurations (another batch size, a bumped proxy
     version...) is reported once, with the configuration of the highest proxy version, then (for
-    set-level runs) the highest component versions, then the most seeds, then the most records;
-    the others are named in the returned notes.
+    set-level runs) the highest component versions, then a configuration *complete at the space's
+    default minibatch* (:func:`default_minibatch`, the papers' setting: batch x length equal to
+    it and, in its fullest seed, as many architectures as the fullest seed of any configuration),
+    then the most seeds, then the most records; the others are named in the returned notes.
     With ``all_configs`` every configuration is its own row, labelled ``proxy@config``.
     """
     by: dict = {}
@@ -153,11 +194,19 @@ def select_configs(runs: list[Run], all_configs: bool = False) -> tuple[dict, li
             for cid, rs in sorted(configs.items()):
                 groups[(space, f"{proxy}@{cid}")] = sorted(rs, key=lambda r: r.seed)
             continue
+        fullest = max(len(r.records) for rs in configs.values() for r in rs) if len(configs) > 1 else 0
+
+        def at_default(rs):
+            if len(configs) < 2:
+                return 0
+            mb = run_minibatch(rs[0], runs)
+            return int(mb is not None and mb == default_minibatch(rs[0].space_name, rs[0].space_options)
+                       and max(len(r.records) for r in rs) >= fullest)
 
         def rank(item):
             cid, rs = item
-            return (_version_key(rs[0].version), _component_versions(rs[0]), len({r.seed for r in rs}),
-                    sum(len(r.records) for r in rs))
+            return (_version_key(rs[0].version), _component_versions(rs[0]), at_default(rs),
+                    len({r.seed for r in rs}), sum(len(r.records) for r in rs))
 
         ordered = sorted(configs.items(), key=rank, reverse=True)
         cid, rs = ordered[0]

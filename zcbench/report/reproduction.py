@@ -2,6 +2,7 @@
 computed like for like where a source says how it computed its own (statistic, records)."""
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pandas as pd
 
 from zcbench import metrics
 from zcbench.errors import ReportError
+from zcbench.report.cache import RowCache
 from zcbench.report.tables import ReportData
 
 PUBLISHED = Path(__file__).resolve().parent.parent / "published.yaml"
@@ -52,8 +54,20 @@ def _like_for_like_row(data: ReportData, space: str, proxy: str, statistic: str,
     if not info.higher_is_better:
         t = -t
     x = wide.reindex(ids).to_numpy(dtype=float).T  # seeds x records
-    res = metrics.like_for_like(x, t, statistic, int(data.provenance.get("bootstrap_resamples", 1000)),
-                        int(data.provenance.get("bootstrap_seed", 0)))
+    n_boot = int(data.provenance.get("bootstrap_resamples", 1000))
+    boot_seed = int(data.provenance.get("bootstrap_seed", 0))
+    # the bootstrap is the expensive part: keyed by its exact inputs in the report's row cache
+
+    def digest(a: np.ndarray) -> list:
+        return [list(a.shape), hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()]
+
+    cache = RowCache(data.provenance.get("results_dir", "results"), enabled=data.use_cache)
+    key = cache.key({"kind": "like_for_like", "x": digest(x), "t": digest(t), "statistic": statistic,
+                     "resamples": n_boot, "seed": boot_seed})
+    res = cache.get(key)
+    if res is None:
+        res = metrics.like_for_like(x, t, statistic, n_boot, boot_seed)
+        cache.put(key, res)
     return res | {"n_seeds": x.shape[0]}
 
 

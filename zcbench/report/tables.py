@@ -42,6 +42,7 @@ class ReportData:
     notes: list = field(default_factory=list)
     provenance: dict = field(default_factory=dict)
     cache_stats: dict = field(default_factory=dict)  # report row cache: {"hits": h, "misses": m}
+    use_cache: bool = True  # build(cache=...): also the figure and like-for-like caches
 
 
 def build(results_dir="results", *, spaces=None, proxies=None, baseline: str = DEFAULT_BASELINE,
@@ -141,7 +142,7 @@ def build(results_dir="results", *, spaces=None, proxies=None, baseline: str = D
     table.attrs.update(baseline=baseline)
     return ReportData(table=table, per_seed=per_seed, scores=scores, spaces=space_infos, groups=groups,
                       search=load_search(results_dir, spaces), baseline=baseline, notes=notes, provenance=prov,
-                      cache_stats={"hits": row_cache.hits, "misses": row_cache.misses})
+                      cache_stats={"hits": row_cache.hits, "misses": row_cache.misses}, use_cache=cache)
 
 
 TABLE_COLUMNS = [
