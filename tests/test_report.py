@@ -475,3 +475,26 @@ def test_an_up_to_date_report_is_not_rebuilt(results, data_dir, gpt2, tmp_path, 
     assert report.main_report(argv) == 0 and "wrote" in capsys.readouterr().out
     assert (out / STAMP).read_text() != stamp
     assert report.main_report([*argv[:5], "30", *argv[6:]]) == 0 and "wrote" in capsys.readouterr().out
+
+
+def test_an_up_to_date_site_is_not_rebuilt(results, data_dir, tmp_path, capsys):
+    """The leaderboard's stamp travels inside the site it describes (written before the atomic swap)."""
+    import shutil
+
+    from zcbench.leaderboard import main_leaderboard
+    from zcbench.report.cache import STAMP
+
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    site = tmp_path / "site"
+    argv = ["--results-dir", str(copy), "--data-dir", str(data_dir), "--bootstrap", "20", "--out", str(site),
+            "--no-figures"]
+    assert main_leaderboard(argv) == 0 and "wrote the leaderboard" in capsys.readouterr().out
+    index = (site / "index.html").stat().st_mtime_ns
+    assert (site / STAMP).is_file()
+    assert main_leaderboard(argv) == 0 and "up to date" in capsys.readouterr().out
+    assert (site / "index.html").stat().st_mtime_ns == index
+    (copy / "submissions").mkdir()  # a new (empty) submissions folder is a changed input
+    (copy / "submissions" / "README").write_text("none yet\n")
+    assert main_leaderboard(argv) == 0 and "wrote the leaderboard" in capsys.readouterr().out
+    assert main_leaderboard(argv + ["--no-cache"]) == 0 and "wrote the leaderboard" in capsys.readouterr().out
