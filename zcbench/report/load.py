@@ -20,7 +20,7 @@ import zcbench
 from zcbench import metrics
 from zcbench.config import default_space_options
 from zcbench.errors import ReportError  # noqa: F401  (re-exported: the report's error)
-from zcbench.store import ScoreFile, iter_score_files
+from zcbench.store import ScoreFile, iter_score_files, safe_name
 
 # Axis labels with units for the ground-truth columns the built-in spaces use.
 METRIC_LABELS = {
@@ -143,11 +143,19 @@ def run_minibatch(run: Run, runs: list[Run] | None = None) -> tuple[int, int | N
         return int(d["batch_size"]), (int(d["seq_len"]) if d.get("seq_len") is not None else None)
     comps = (run.meta or {}).get("component_runs") or {}  # component proxy -> its run key
     for comp, key in sorted(comps.items()):
-        for other in runs or ():
-            if other.space == run.space and other.proxy == comp and other.run_key == key:
-                mb = run_minibatch(other, runs)
-                if mb is not None:  # a data-free component (params) says nothing of the minibatch
-                    return mb
+        other = next((o for o in runs or () if o.space == run.space and o.proxy == comp and o.run_key == key), None)
+        if other is not None:
+            mb = run_minibatch(other, runs)
+        else:  # not loaded (a report filtered to some proxies): the component's metadata beside the run's
+            try:
+                meta = json.loads((run.path.parent.parent / safe_name(comp) / f"{key}.meta.json").read_text())
+            except (OSError, ValueError):
+                continue
+            d = meta.get("data") or {}
+            mb = ((int(d["batch_size"]), int(d["seq_len"]) if d.get("seq_len") is not None else None)
+                  if "batch_size" in d else None)
+        if mb is not None:  # a data-free component (params) says nothing of the minibatch
+            return mb
     return None
 
 
