@@ -135,7 +135,9 @@ def render(table: pd.DataFrame, meta: dict, results_dir) -> str:
              f"per-network scores in `{Path(meta['csv']).name}`, this page rebuilt from them with `--from-csv`). "
              "Spearman rho / Kendall tau of the score against -valid_ppl. "
              f"LPZero Table 4 (zcbench/published.yaml): Synflow {p_rho:.3f} / {p_tau:.3f}; zcbench's `synflow` "
-             f"(stored scores, mean over seeds {', '.join(map(str, z_seeds))}): {z_rho:.3f} / {z_tau:.3f}.", "",
+             f"(stored scores, the report's configuration, "
+             f"{'seed ' + str(z_seeds[0]) if len(z_seeds) == 1 else 'mean over seeds ' + ', '.join(map(str, z_seeds))}): "
+             f"{z_rho:.3f} / {z_tau:.3f}.", "",
              "| pass | rho | tau | finite |", "|---|---|---|---|"]
     for v in VARIANTS:
         x = table[v].to_numpy(dtype=float)
