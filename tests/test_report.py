@@ -41,6 +41,14 @@ def _write_proxy(root, space, name, seed, scores: dict, *, version="1", data=Non
     return sf
 
 
+def _rescore_noisy_seed0(root, truth, rng_seed):
+    """Replace the synthetic ``noisy`` proxy's seed-0 scores with new ones (a changed score file)."""
+    for f in (root / "scores" / "gpt2" / "noisy").glob("seed0-*.jsonl"):
+        f.unlink()
+    rng = np.random.default_rng(rng_seed)
+    _write_proxy(root, "gpt2", "noisy", 0, {a: float(-v + rng.normal(0, 5.0)) for a, v in truth.items()})
+
+
 @pytest.fixture(scope="module")
 def gpt2(data_dir):
     space = zcbench.create_space("gpt2", data_dir=str(data_dir))
@@ -384,11 +392,7 @@ def test_cached_rows_equal_fresh_rows(results, built, data_dir, gpt2, tmp_path):
     pd.testing.assert_frame_equal(cold.table, fresh.table)
     pd.testing.assert_frame_equal(warm.table, fresh.table)
     # new scores for one proxy and seed: only that row is recomputed, and it matches a fresh build
-    _, archs, truth = gpt2
-    for f in (copy / "scores" / "gpt2" / "noisy").glob("seed0-*.jsonl"):
-        f.unlink()
-    rng = np.random.default_rng(7)
-    _write_proxy(copy, "gpt2", "noisy", 0, {a: float(-v + rng.normal(0, 5.0)) for a, v in truth.items()})
+    _rescore_noisy_seed0(copy, gpt2[2], rng_seed=7)
     again = report.build(copy, data_dir=str(data_dir), n_resamples=BOOT)
     assert again.cache_stats == {"hits": len(again.table) - 1, "misses": 1}
     fresh = report.build(copy, data_dir=str(data_dir), n_resamples=BOOT, cache=False)
@@ -429,11 +433,7 @@ def test_figures_are_redrawn_only_when_their_data_changed(results, data_dir, gpt
     assert rel == sorted(p.relative_to(tmp_path / "f2") for p in second)
     assert all((tmp_path / "f1" / r).read_bytes() == (tmp_path / "f2" / r).read_bytes() for r in rel)
     # new scores for one proxy: its scatter plot and the space-level figures are redrawn, the others' not
-    _, _, truth = gpt2
-    for f in (copy / "scores" / "gpt2" / "noisy").glob("seed0-*.jsonl"):
-        f.unlink()
-    rng = np.random.default_rng(11)
-    _write_proxy(copy, "gpt2", "noisy", 0, {a: float(-v + rng.normal(0, 5.0)) for a, v in truth.items()})
+    _rescore_noisy_seed0(copy, gpt2[2], rng_seed=11)
     data = report.build(copy, data_dir=str(data_dir), n_resamples=BOOT)
     third = report.write_figures(data, tmp_path / "f3", formats=("png",))
     stats_ = data.cache_stats["figures"]

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import html
 import math
 import sys
 from pathlib import Path
@@ -266,13 +267,7 @@ def _spread_of(r) -> str:
     mb, n = r.get("minibatch"), r.get("n_seeds")
     if not isinstance(mb, str) or not mb or not np.isfinite(float(n if n is not None else math.nan)):
         return ""
-    return f" ({_h_escape(mb.replace('x', ' × '))}, {int(n)} seeds)"
-
-
-def _h_escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
+    return f" ({html.escape(mb.replace('x', ' × '))}, {int(n)} seeds)"
 
 
 def site_sections(data) -> list:

@@ -31,10 +31,7 @@ def code_fingerprint() -> str:
     global _CODE
     if _CODE is None:
         here = Path(__file__).resolve().parent
-        h = hashlib.sha256()
-        for p in (here.parent / "metrics.py", here / "tables.py"):
-            h.update(p.read_bytes())
-        _CODE = h.hexdigest()
+        _CODE = _fingerprint_files((here.parent / "metrics.py", here / "tables.py"))
     return _CODE
 
 
