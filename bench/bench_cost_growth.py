@@ -93,7 +93,7 @@ def worker(spec: dict) -> dict:
     t0 = time.process_time()
     st: dict = {}
     res = engine.score_arch(space, arch, [zcbench.get_proxy(n) for n in names], seed=seed, batch_size=bs,
-                            seq_len=sl, stats=st)
+                            seq_len=sl, stats=st, hvp_chunk=spec.get("hvp_chunk"))
     total = time.process_time() - t0
     passes = dict(st.get("pass_seconds", {}))
     setup = st.get("setup_seconds", 0.0)
@@ -106,6 +106,7 @@ def worker(spec: dict) -> dict:
     return dict(spec, params=n_params, fwd_bwd=fb[-1], catalogue=total - setup, setup=setup, passes=passes,
                 pass_detail=dict(st.get("seconds", {})), own=own,
                 status={n: r.status for n, r in res.items() if r.status != "ok"},
+                grasp=res["grasp"].value if "grasp" in res else None,
                 rss_base_mb=rss_base / 1024, rss_peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 

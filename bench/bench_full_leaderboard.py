@@ -106,6 +106,9 @@ def main(argv=None) -> int:
     ap.add_argument("--results-dir", default="results")
     ap.add_argument("--n-archs", type=int, default=None, help="a seeded sample of K archs per space (a quick check)")
     ap.add_argument("--json", default=None, help="also write the measurements to this file")
+    ap.add_argument("--hvp-chunk", type=int, default=None,
+                    help="GraSP's Hessian-vector product over chunks of K examples (run option hvp_chunk: "
+                         "bounded memory, one more forward+backward, same scores to round-off)")
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
@@ -119,7 +122,8 @@ def main(argv=None) -> int:
     spaces = args.space or ["gpt2:4x192", "flexibert:16x128"]
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     results_dir = Path(args.results_dir)
-    out = {"seed": args.seed, "workers": args.workers, "cpu_count": os.cpu_count(), "proxies": names,
+    out = {"seed": args.seed, "workers": args.workers, "cpu_count": os.cpu_count(), "hvp_chunk": args.hvp_chunk,
+           "proxies": names,
            "zcbench_version": zcbench.__version__, "spaces": {}}
     print(f"{len(names)} registered proxies ({len(per_arch)} per architecture + set-level {set_level}); "
           f"seed {args.seed}; {args.workers} joblib worker(s); results in {results_dir}", flush=True)
@@ -131,6 +135,8 @@ def main(argv=None) -> int:
         common = [f"proxy=[{','.join(per_arch)}]", f"space={name}", f"seed={args.seed}", f"batch_size={b}",
                   f"seq_len={t}", f"results_dir={results_dir}", "progress=false", "bootstrap=0",
                   f"n_archs={'null' if args.n_archs is None else args.n_archs}"]
+        if args.hvp_chunk is not None:
+            common.append(f"hvp_chunk={args.hvp_chunk}")
         run = run_monitored([sys.executable, "-m", "zcbench", "run", "-m", *common, f"shard={shards}",
                              "hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.workers}"], env)
         if run["rc"] != 0:

@@ -100,7 +100,7 @@ def time_set(space, arch, names, batch_size, seq_len, device, clock, reps, setup
                    for n in names]
         t0 = clock.now()
         res = score_arch(space, arch, proxies, seed=seed, batch_size=batch_size, seq_len=seq_len, device=device,
-                         stats=stats)
+                         stats=stats, hvp_chunk=OPTS.get("hvp_chunk"))
         times.append(clock.now() - t0 - setup)
     bad = {n: r.status for n, r in res.items() if r.status not in ("ok", "n/a")}
     if bad:
@@ -124,7 +124,10 @@ def main(argv=None) -> int:
     ap.add_argument("--compare-multi-batch", action="store_true",
                     help="time the catalogue with zico groups=factored (both halves from the standard "
                          "pass) vs its default group passes, repetitions alternating")
+    ap.add_argument("--hvp-chunk", type=int, default=None,
+                    help="run option hvp_chunk=K: GraSP's Hessian-vector product over chunks of K examples")
     args = ap.parse_args(argv)
+    OPTS["hvp_chunk"] = args.hvp_chunk
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -144,7 +147,7 @@ def main(argv=None) -> int:
         archs = rng.sample(stored, min(args.n_archs, len(stored))) if stored else \
             [space.sample(rng) for _ in range(args.n_archs)]
         print(f"== {space_name}: {len(archs)} archs, batch {bs} x seq {sl}, device {args.device}, "
-              f"threads {torch.get_num_threads()}, clock {clock.kind}")
+              f"threads {torch.get_num_threads()}, clock {clock.kind}, hvp_chunk {args.hvp_chunk}")
         time_set(space, archs[0], catalogue, bs, sl, args.device, clock, 1, 0.0, args.seed)  # warm-up
         ratios: dict[str, list[float]] = {}
         for arch in archs:

@@ -1,11 +1,13 @@
 """zcbench.evaluate / zcbench.score (the Python entry points) and the user results folder of `run`."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -74,6 +76,20 @@ def test_evaluate_stores_and_resumes_only_when_given_a_results_dir(data_dir, tmp
     df2 = zcbench.evaluate("gpt2", "params", n_archs=4, results_dir=tmp_path, bootstrap=0)
     assert "4 of 4 architectures already scored" in capfd.readouterr().err
     pd.testing.assert_frame_equal(df1, df2)
+
+
+def test_evaluate_hvp_chunk_gives_the_same_grasp_and_says_so_in_the_records(data_dir, tmp_path):
+    whole = zcbench.evaluate("gpt2", ["grasp", "snip"], n_archs=2, batch_size=4, seq_len=16, bootstrap=0)
+    df = zcbench.evaluate("gpt2", ["grasp", "snip"], n_archs=2, batch_size=4, seq_len=16, bootstrap=0,
+                          hvp_chunk=1, results_dir=tmp_path)
+    np.testing.assert_allclose(df["grasp"], whole["grasp"], rtol=1e-5)
+    assert df["snip"].equals(whole["snip"])
+    recs = {p: [json.loads(x) for f in (tmp_path / "scores" / "gpt2" / p).glob("*.jsonl") for x in f.read_text().splitlines()]
+            for p in ("grasp", "snip")}
+    assert [r.get("hvp_chunk") for r in recs["grasp"]] == [1, 1]  # provenance of how H g was computed
+    assert all("hvp_chunk" not in r for r in recs["snip"])
+    with pytest.raises(ConfigError, match="hvp_chunk must be a positive integer"):
+        zcbench.evaluate("gpt2", "grasp", n_archs=1, hvp_chunk=0)
 
 
 def test_evaluate_rejects_unknown_options_naming_the_valid_ones(data_dir):

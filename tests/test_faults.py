@@ -198,6 +198,8 @@ def test_options_unknown_keys_suggest_the_closest_and_types_are_checked():
         check_overrides(["progress=maybe"], "config")
     with pytest.raises(ConfigError, match="n_archs for run must be >= 1"):
         check_overrides(["n_archs=0"], "config")
+    with pytest.raises(ConfigError, match="hvp_chunk for run must be >= 1"):
+        check_overrides(["hvp_chunk=0"], "config")
     with pytest.raises(ConfigError, match="seed for run must be an integer"):
         check_overrides(["-m", "seed=0,x"], "config")  # every value of a sweep
     with pytest.raises(ConfigError, match="seeds for groundtruth must be a list"):
@@ -205,7 +207,7 @@ def test_options_unknown_keys_suggest_the_closest_and_types_are_checked():
     with pytest.raises(ConfigError, match="rps for search must be true or false"):
         check_overrides(["rps=yes please"], "search")
     # valid input passes untouched
-    check_overrides(["n_archs=5", "seed=1", "progress=false", "proxies=[params,snip]", "space=gpt2",
+    check_overrides(["n_archs=5", "seed=1", "progress=false", "hvp_chunk=4", "hvp_chunk=null", "proxies=[params,snip]", "space=gpt2",
                      "++proxy_options.snip.objective=null", "hydra/launcher=joblib", "-m"], "config")
     check_overrides(["seeds=[0,1]", "N0=10", "proxies=none"], "etas")
     assert closest("n_arch", ["n_archs", "seed"]) == "n_archs"

@@ -22,7 +22,7 @@ from zcbench.space import Arch, Batch, ModelOutput, Space
 
 # RunConfig fields ``evaluate`` takes as keyword options (the others are its named arguments).
 EVALUATE_OPTIONS = ("batch_size", "seq_len", "target", "device", "data_dir", "shard", "space_options",
-                    "proxy_options", "bootstrap", "progress")
+                    "proxy_options", "bootstrap", "progress", "hvp_chunk")
 
 
 def evaluate(space: str, proxies, *, seed: int = 0, n_archs: int | None = None,
@@ -184,7 +184,8 @@ def _as_batch(batch) -> tuple[Batch, str | None]:
 
 
 def score(model: nn.Module, batch, proxies: Iterable | str | Callable, *, loss: Callable | None = None,
-          seed: int = 0, device: str | None = None, train_mode: bool = False) -> pd.Series:
+          seed: int = 0, device: str | None = None, train_mode: bool = False,
+          hvp_chunk: int | None = None) -> pd.Series:
     """Score ``model`` on one minibatch with ``proxies`` through the engine's shared passes.
 
     ``model``: any ``torch.nn.Module``; it is deep-copied first, so the caller's model is never
@@ -195,6 +196,8 @@ def score(model: nn.Module, batch, proxies: Iterable | str | Callable, *, loss: 
     ``loss``: ``loss(output, targets) -> scalar`` for gradient proxies; default: the model's own
     ``output.loss`` (Hugging Face models compute it from ``labels``; for a causal LM given no
     labels, the inputs are used as labels, as in language-model training).
+    ``hvp_chunk``: GraSP's Hessian-vector product over chunks of this many examples (bounded
+    memory, one more forward+backward, same value to round-off; ``zcbench.engine.score_arch``).
     Returns a Series (proxy name -> score; NaN when the proxy could not score) whose
     ``attrs["status"]`` / ``attrs["message"]`` say why (``n/a`` when the model lacks a role the
     proxy needs, e.g. attention maps) and ``attrs["roles"]`` lists what was found.
@@ -223,7 +226,7 @@ def score(model: nn.Module, batch, proxies: Iterable | str | Callable, *, loss: 
     try:
         res = score_arch(space, Arch(genes={"model": type(model).__name__}), plist, seed=seed,
                          batch_size=int(b.inputs.shape[0]), seq_len=int(b.inputs.shape[1]) if b.inputs.dim() > 1 else 1,
-                         device=dev, train_mode=train_mode)
+                         device=dev, train_mode=train_mode, hvp_chunk=hvp_chunk)
     finally:
         roles.remove()
     s = pd.Series({n: r.value for n, r in res.items()}, dtype=float)

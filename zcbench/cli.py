@@ -136,6 +136,7 @@ def _cmd_run(argv: list[str], mode: str = "run") -> None:
             bootstrap=cfg.bootstrap, progress=bool(cfg.progress),
             replace_summary=bool(cfg.get("replace_summary", False)),
             allow_modified_data=bool(cfg.get("allow_modified_data", False)),
+            hvp_chunk=cfg.get("hvp_chunk"),
         )
         run(rc, mode=mode)
 

@@ -10,6 +10,8 @@ This module only runs passes; :func:`score_arch` reads top-down:
 2. :func:`build_model_and_batch` — the model (seeded) and, if any proxy uses data, the minibatch;
 3. :func:`group_by_objective` — one context and one set of passes per gradient objective;
 4. :func:`run_passes` — the standard forward/backward and the multi-batch pass of a group;
+   with the run option ``hvp_chunk`` the proxies needing ``hvp`` are scored after the others,
+   once their captures are freed and :func:`_chunked_hvp` has run;
 5. the synflow pass, once, after the others (objective-free);
 6. :func:`score_one` — each proxy on its context, its result classified.
 
@@ -214,6 +216,95 @@ def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set
                 errors[n] = one_line(exc)
     del out
     return errors
+
+
+def _chunked_hvp(ctx: Context) -> None:
+    """``ctx.hvp`` = H g accumulated over chunks of ``ctx.hvp_chunk`` examples (``g`` = the
+    standard backward's weight-layer gradients): per chunk c, one forward, the chunk's gradient
+    with ``create_graph=True`` and the double backward of ``<g, grad_c>``, weighted by
+    ``|c| / B`` for the mean loss (the mean over the minibatch is the weighted mean of the
+    chunks' means when every example carries the same number of loss terms) and 1 for
+    ``hidden_sum``. Checked: the weighted chunk gradients add up to ``g`` (relative 1e-3;
+    round-off is ~1e-6), else the examples interact or carry unequal terms and the pass fails.
+    :func:`score_arch` runs it after the group's other proxies are scored and the captures no
+    remaining proxy needs are freed (:func:`free_captures`), so its graph of K examples is the
+    only large allocation left."""
+    model, batch = ctx.model, ctx.batch
+    if ctx.train_mode:
+        raise PassError("hvp_chunk needs eval mode (dropout would draw other masks per chunk); use hvp_chunk=null")
+    B, K = batch.inputs.shape[0], int(ctx.hvp_chunk)
+    by_id = {id(p): ctx.weight_grads.get(n) for n, p in model.named_parameters()}
+    wls = [wl for wl in weight_layers(model) if by_id.get(id(wl.weight)) is not None]
+    g = [by_id[id(wl.weight)] for wl in wls]
+    hg = [torch.zeros_like(x) for x in g]
+    summed = [torch.zeros_like(x) for x in g]
+    with _Timer(ctx.stats, "hvp"):
+        for lo in range(0, B, K):
+            hi = min(B, lo + K)
+            w = (hi - lo) / B if ctx.objective == "loss" else 1.0
+            tgt = batch.targets[lo:hi] if batch.targets is not None else None
+            with torch.enable_grad():
+                out = model(batch.inputs[lo:hi], tgt)
+                scalar = _objective_scalar(out, ctx.objective)
+                gc = torch.autograd.grad(scalar, [wl.weight for wl in wls], allow_unused=True, create_graph=True)
+                z = sum((gi * ci).sum() for gi, ci in zip(g, gc) if ci is not None)
+                hc = torch.autograd.grad(z, [wl.weight for wl in wls], allow_unused=True) if torch.is_tensor(z) else ()
+            _count(ctx.stats, "forward")
+            _count(ctx.stats, "backward", 2)
+            for acc, s_acc, h, c in zip(hg, summed, hc, gc):
+                if h is not None:
+                    acc.add_(h.detach(), alpha=w)
+                if c is not None:
+                    s_acc.add_(c.detach(), alpha=w)
+            del out, scalar, gc, z, hc
+    for wl, full, s_acc in zip(wls, g, summed):
+        if not bool((s_acc - full).norm() <= 1e-3 * full.norm()):
+            raise PassError(f"hvp_chunk: the chunks' gradients of {wl.name} do not add up to the minibatch's "
+                            "(examples interact or carry unequal loss terms); use hvp_chunk=null")
+    ctx.hvp = {wl.name: h for wl, h in zip(wls, hg)}
+
+
+def release_memory() -> bool:
+    """Hand the heap pages freed by the last architecture back to the operating system (glibc's
+    ``malloc_trim(0)``; a no-op returning False elsewhere). The CPU tensors of a pass are freed
+    to malloc, which keeps most of them mapped: without this, a worker's resident memory stays at
+    its largest network's so far, and in a multi-worker sweep that adds to the other workers'
+    peaks (docs/performance.md §6). Costs milliseconds; the runner calls it after every network."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if not _LIBC:
+        return False
+    _LIBC.malloc_trim(0)
+    return True
+
+
+_LIBC = None  # glibc, once loaded (False where there is none)
+
+
+def hvp_deferred(ctx: Context, needs: set) -> bool:
+    """Whether ``hvp`` is computed by :func:`_chunked_hvp` after the standard pass (run option
+    ``hvp_chunk`` smaller than the minibatch) instead of in its backward."""
+    return "hvp" in needs and ctx.hvp_chunk is not None and ctx.hvp_chunk < ctx.batch.inputs.shape[0]
+
+
+def free_captures(ctx: Context, keep: set, keep_taps: set) -> None:
+    """Drop what the standard and multi-batch passes captured unless a need in ``keep`` (or a tap
+    kind in ``keep_taps``) still reads it; the weight gradients stay (``g`` of the hvp)."""
+    if "forward" not in keep:
+        ctx.output = None
+    ctx.taps = {k: v for k, v in ctx.taps.items() if k in keep_taps}
+    for need, field_, empty in (("layer_outputs", "layer_outputs", {}), ("head_mask", "head_mask_grads", []),
+                                ("attn_query", "query", []), ("jacobian", "jacobian", None),
+                                ("per_example", "per_example", None), ("multi_batch", "multi_batch_grads", [])):
+        if need not in keep:
+            setattr(ctx, field_, empty)
 
 
 def _standard_backward(ctx: Context, out, live: dict, layer_out: dict, tap_grad_kinds: set, want_hvp: bool,
@@ -501,6 +592,8 @@ def run_passes(ctx: Context, members: list[Proxy]) -> tuple[dict, dict]:
                    and all((getattr(p, "options", None) or {}).get("groups") == "factored" for p in mb_users))
     if mb_from_std:
         std = std | {"per_example", "backward"}
+    if hvp_deferred(ctx, std):  # hvp_chunk: plain backward here, H g by chunks in score_arch
+        std = (std - {"hvp"}) | {"backward"}
     if std:
         taps = set().union(*(set(p.taps) for p in members if set(p.needs) & STANDARD_NEEDS))
         tgr = set().union(*(set(p.tap_grads) for p in members if set(p.needs) & STANDARD_NEEDS))
@@ -564,8 +657,13 @@ def score_one(p: Proxy, ctx: Context, pneeds: set, pass_errors: dict, pass_time:
 
 
 def score_arch(space, arch, proxies: list[Proxy], *, seed: int = 0, batch_size: int = 16, seq_len: int = 128,
-               device: str = "cpu", train_mode: bool = False, stats: dict | None = None) -> dict[str, ScoreResult]:
+               device: str = "cpu", train_mode: bool = False, stats: dict | None = None,
+               hvp_chunk: int | None = None) -> dict[str, ScoreResult]:
     """Score one architecture with every proxy in ``proxies`` through shared passes.
+
+    ``hvp_chunk``: compute the ``hvp`` need (GraSP) over chunks of this many examples after a
+    plain standard backward (see ``zcbench.proxy``): bounded memory, one more forward+backward,
+    the same value to round-off. None (default): in the standard backward, whole minibatch.
 
     Returns ``{proxy name: ScoreResult}`` in the order of ``proxies``. When ``stats`` is a
     dict it is filled with this call's counters (``forward``, ``backward``), ``seconds`` per
@@ -584,12 +682,28 @@ def score_arch(space, arch, proxies: list[Proxy], *, seed: int = 0, batch_size: 
         for obj, members in group_by_objective(space, proxies, results):
             ctx = Context(space=space, arch=arch, seed=seed, batch_size=batch_size, seq_len=seq_len,
                           device=str(device), train_mode=train_mode, stats=run_stats, cache=shared_cache,
-                          objective=obj, model=setup.model, batch=setup.batch)
+                          objective=obj, model=setup.model, batch=setup.batch, hvp_chunk=hvp_chunk)
             pass_errors, pass_time = ({}, {}) if setup.error or setup.model is None else run_passes(ctx, members)
             run_stats.setdefault("pass_seconds", {}).update(pass_time)
+            later = set()  # hvp_chunk: the proxies needing hvp wait for it, computed once the others are done
+            if setup.model is not None and setup.batch is not None and not setup.error:
+                later = {p.name for p in members if hvp_deferred(ctx, set(p.needs))}
             for p in members:
-                if "synflow" not in p.needs:  # synflow-type proxies are scored after the synflow pass
+                if "synflow" not in p.needs and p.name not in later:  # synflow-type: after the synflow pass
                     results[p.name] = score_one(p, ctx, set(p.needs), pass_errors, pass_time, setup)
+            if later:
+                rest = [p for p in members if p.name in later or "synflow" in p.needs]
+                free_captures(ctx, set().union(*(set(p.needs) for p in rest)),
+                              set().union(*(set(p.taps) for p in rest)))
+                t0 = time.perf_counter()
+                err = pass_errors.get("backward") or _run(ctx, _chunked_hvp)
+                if err:
+                    pass_errors["hvp"] = err
+                pass_time["standard"] = pass_time.get("standard", 0.0) + time.perf_counter() - t0
+                run_stats["pass_seconds"]["standard"] = pass_time["standard"]
+                for p in members:
+                    if p.name in later and "synflow" not in p.needs:
+                        results[p.name] = score_one(p, ctx, set(p.needs), pass_errors, pass_time, setup)
             syn = [p for p in members if "synflow" in p.needs]
             if not syn:
                 continue

@@ -33,7 +33,7 @@ RULES: dict[str, dict[str, tuple]] = {
     "*": {
         "seed": ("int", 0), "n_archs": ("int?", 1), "batch_size": ("int", 1), "seq_len": ("int", 1),
         "bootstrap": ("int", 0), "threads": ("int", 1), "target": ("str?",), "data_dir": ("str?",),
-        "results_dir": ("str?",), "shard": ("str?",), "table": ("str?",), "device": ("str",),
+        "results_dir": ("str?",), "shard": ("str?",), "table": ("str?",), "device": ("str",), "hvp_chunk": ("int?", 1),
         "progress": ("bool",), "replace_summary": ("bool",), "allow_modified_data": ("bool",),
         "official": ("bool",), "proxies": ("any",), "proxy_options": ("any",), "space": ("any",),
         "recipe": ("any",),

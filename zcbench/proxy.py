@@ -48,7 +48,11 @@ Needs and the passes that serve them (see docs/proxies.md for the full story)
 ``hvp``
     GraSP's Hessian-gradient product ``H g`` over the weight layers, from a
     double backward through the standard backward (which is then built with
-    ``create_graph=True``).
+    ``create_graph=True``). With ``hvp_chunk=K`` (run option) the standard
+    backward stays plain and ``H g`` is accumulated over chunks of K examples
+    instead, ``H g = sum_c (|c| / B) H_c g`` (mean-loss objective; weight 1 for
+    ``hidden_sum``): one more forward+backward, the double-backward memory of K
+    examples instead of B, the same value to float32 round-off (eval mode only).
 ``multi_batch``
     per-group gradients for ZiCo: the minibatch is split into
     ``MULTI_BATCH_GROUPS`` equal groups; each group's weight-layer gradients of
@@ -250,6 +254,7 @@ class Context:
     objective: str = "loss"
     train_mode: bool = False
     layer_set: str = "zcbench"  # the scoring proxy's ``layers`` option (set by the engine per proxy)
+    hvp_chunk: int | None = None  # ``hvp`` over chunks of this many examples (None: the whole minibatch)
     # built objects
     model: nn.Module | None = None
     batch: Any = None

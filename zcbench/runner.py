@@ -33,7 +33,7 @@ import torch
 
 import zcbench
 from zcbench import metrics
-from zcbench.engine import score_arch
+from zcbench.engine import release_memory, score_arch
 from zcbench.proxy import Proxy
 from zcbench.registry import create_space, get_proxy
 from zcbench.store import ScoreFile, atomic_write_text, run_key, summary_path, write_summary
@@ -66,6 +66,7 @@ class RunConfig:
     echo: bool = True  # print one correlation line per proxy (the CLI); zcbench.evaluate is quiet
     replace_summary: bool = False  # let a narrower run replace a stored summary (zcbench.store.write_summary)
     allow_modified_data: bool = False  # score on ground-truth files whose sha256 differs from the manifest
+    hvp_chunk: int | None = None  # GraSP's Hessian-vector product over chunks of K examples (engine.score_arch)
 
 
 def user_results_dir() -> Path:
@@ -197,6 +198,7 @@ def check_config(rc: RunConfig) -> None:
     positive_int("batch_size", rc.batch_size)
     positive_int("seq_len", rc.seq_len, allow_none=True)  # None: the space's default_seq_len()
     positive_int("n_archs", rc.n_archs, allow_none=True)
+    positive_int("hvp_chunk", rc.hvp_chunk, allow_none=True)
     if isinstance(rc.seed, bool) or not isinstance(rc.seed, int) or rc.seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {rc.seed!r}")
     if isinstance(rc.bootstrap, bool) or not isinstance(rc.bootstrap, int) or rc.bootstrap < 0:
@@ -401,15 +403,19 @@ def _score(space, archs, todo, proxies, files, done, rc: RunConfig) -> None:
         need = [p for p in proxies if arch.id not in done[p.name]]
         t0 = time.perf_counter()
         results = score_arch(space, arch, need, seed=rc.seed, batch_size=rc.batch_size, seq_len=rc.seq_len,
-                             device=rc.device)
+                             device=rc.device, hvp_chunk=rc.hvp_chunk)
         wall = time.perf_counter() - t0
         stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         for p in need:
             r = results[p.name]
             rec = {"arch_id": arch.id, "key": arch.key, "score": r.value, "status": r.status,
                    "seconds": round(r.seconds, 6), "pass_seconds": round(wall, 6), "message": r.message, "time": stamp}
+            if rc.hvp_chunk is not None and "hvp" in p.needs:  # how it was computed (same value to round-off)
+                rec["hvp_chunk"] = rc.hvp_chunk
             files[p.name].append(rec)
             done[p.name][arch.id] = rec
+        del results
+        release_memory()  # the network's freed pages back to the OS before the next one
 
 
 def seed_free_key(data_cfg: dict, proxy_version: str) -> str:
