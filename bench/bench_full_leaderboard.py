@@ -18,7 +18,9 @@ Printed per space and in total: wall time, architectures per minute, the peak re
 of the whole process tree (sum over the runner and its workers, sampled every second from
 /proc) and of its largest process, and how many scores already existed before the run (a
 resumed run is not a measurement of the full cost: use a fresh ``--results-dir`` or a seed
-without scores). The run is resumable like any ``zcbench run``: kill it and start it again.
+without scores). The run is resumable like any ``zcbench run``: kill it and start it again. Killed
+with Ctrl-C or SIGTERM, the script stops the sweep and still prints (and writes to ``--json``)
+what it measured until then, marked ``interrupted``.
 The default batches are the reproduction table's (scripts/reproduce_tables.sh), which are
 smaller than the papers'; pass ``--space gpt2:16x192 --space flexibert:128x128`` for those.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -73,10 +76,38 @@ def run_monitored(cmd: list[str], env: dict) -> dict:
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    rc = proc.wait()
+    interrupted = False
+    try:
+        rc = proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the sweep, keep what was measured (scores stay stored)
+        interrupted = True
+        for pid in _descendants(proc.pid) + [proc.pid]:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        rc = proc.wait()
     done.set()
     th.join()
-    return {"rc": rc, "wall_s": time.perf_counter() - t0, "peak_tree_rss": peak["sum"], "peak_proc_rss": peak["max"]}
+    return {"rc": rc, "wall_s": time.perf_counter() - t0, "peak_tree_rss": peak["sum"], "peak_proc_rss": peak["max"],
+            "interrupted": interrupted}
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+                children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(d))
+            except (OSError, ValueError, IndexError):
+                continue
+    out, stack = [], [root]
+    while stack:
+        for c in children.get(stack.pop(), []):
+            out.append(c)
+            stack.append(c)
+    return out
 
 
 def count_scores(results_dir: Path, space: str, proxies: list[str], seed: int, batch: tuple[int, int]) -> int:
@@ -110,6 +141,7 @@ def main(argv=None) -> int:
                     help="GraSP's Hessian-vector product over chunks of K examples (run option hvp_chunk: "
                          "bounded memory, one more forward+backward, same scores to round-off)")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
     sys.path.insert(0, str(REPO))
     import zcbench
@@ -139,6 +171,18 @@ def main(argv=None) -> int:
             common.append(f"hvp_chunk={args.hvp_chunk}")
         run = run_monitored([sys.executable, "-m", "zcbench", "run", "-m", *common, f"shard={shards}",
                              "hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.workers}"], env)
+        if run["interrupted"]:  # what was measured until the kill; rerun the same command to resume
+            after = count_scores(results_dir, name, per_arch, args.seed, (b, t))
+            out["spaces"][name] = {"batch": f"{b}x{t}", "interrupted": True, "scores_before": before,
+                                   "scores_after": after, "sweep_wall_s": run["wall_s"],
+                                   "peak_tree_rss_gib": run["peak_tree_rss"] / 2**30,
+                                   "peak_proc_rss_gib": run["peak_proc_rss"] / 2**30}
+            print(f"{name} ({b}x{t}): INTERRUPTED after {run['wall_s'] / 60:.1f} min: {after - before} scores "
+                  f"added ({after} stored), peak RSS {run['peak_tree_rss'] / 2**30:.2f} GiB all processes / "
+                  f"{run['peak_proc_rss'] / 2**30:.2f} GiB largest; the same command resumes", flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+            return 130
         if run["rc"] != 0:
             print(f"{name}: the sweep failed (exit {run['rc']})", file=sys.stderr)
             return run["rc"]
