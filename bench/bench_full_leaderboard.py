@@ -40,8 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def tree_rss(root: int) -> tuple[int, int]:
-    """(sum, max) resident bytes over ``root`` and all its descendants, from /proc."""
+def _process_table() -> tuple[dict[int, list[int]], dict[int, int]]:
+    """(ppid -> child pids, pid -> resident bytes) of every process, from /proc."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for d in os.listdir("/proc"):
@@ -54,13 +54,24 @@ def tree_rss(root: int) -> tuple[int, int]:
             rss[int(d)] = int(Path(f"/proc/{d}/statm").read_text().split()[1]) * PAGE
         except (OSError, ValueError, IndexError):
             continue
-    total, biggest, stack = 0, 0, [root]
+    return children, rss
+
+
+def _descendants(root: int, children: dict[int, list[int]] | None = None) -> list[int]:
+    children = _process_table()[0] if children is None else children
+    out, stack = [], [root]
     while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        biggest = max(biggest, rss.get(pid, 0))
-        stack.extend(children.get(pid, []))
-    return total, biggest
+        for c in children.get(stack.pop(), []):
+            out.append(c)
+            stack.append(c)
+    return out
+
+
+def tree_rss(root: int) -> tuple[int, int]:
+    """(sum, max) resident bytes over ``root`` and all its descendants, from /proc."""
+    children, rss = _process_table()
+    tree = [root] + _descendants(root, children)
+    return sum(rss.get(p, 0) for p in tree), max(rss.get(p, 0) for p in tree)
 
 
 def run_monitored(cmd: list[str], env: dict) -> dict:
@@ -91,23 +102,6 @@ def run_monitored(cmd: list[str], env: dict) -> dict:
     th.join()
     return {"rc": rc, "wall_s": time.perf_counter() - t0, "peak_tree_rss": peak["sum"], "peak_proc_rss": peak["max"],
             "interrupted": interrupted}
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                stat = Path(f"/proc/{d}/stat").read_text()
-                children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(d))
-            except (OSError, ValueError, IndexError):
-                continue
-    out, stack = [], [root]
-    while stack:
-        for c in children.get(stack.pop(), []):
-            out.append(c)
-            stack.append(c)
-    return out
 
 
 def count_scores(results_dir: Path, space: str, proxies: list[str], seed: int, batch: tuple[int, int]) -> int:
