@@ -233,9 +233,8 @@ def _chunked_hvp(ctx: Context) -> None:
     if ctx.train_mode:
         raise PassError("hvp_chunk needs eval mode (dropout would draw other masks per chunk); use hvp_chunk=null")
     B, K = batch.inputs.shape[0], int(ctx.hvp_chunk)
-    by_id = {id(p): ctx.weight_grads.get(n) for n, p in model.named_parameters()}
-    wls = [wl for wl in weight_layers(model) if by_id.get(id(wl.weight)) is not None]
-    g = [by_id[id(wl.weight)] for wl in wls]
+    wls = [wl for wl in weight_layers(model) if ctx.grad(wl.weight) is not None]
+    g = [ctx.grad(wl.weight) for wl in wls]
     hg = [torch.zeros_like(x) for x in g]
     summed = [torch.zeros_like(x) for x in g]
     with _Timer(ctx.stats, "hvp"):
