@@ -9,10 +9,12 @@ This module only runs passes; :func:`score_arch` reads top-down:
 1. :func:`check_needs` — every need is one the engine can serve;
 2. :func:`build_model_and_batch` — the model (seeded) and, if any proxy uses data, the minibatch;
 3. :func:`group_by_objective` — one context and one set of passes per gradient objective;
-4. :func:`run_passes` — the standard forward/backward and the multi-batch pass of a group;
-   with the run option ``hvp_chunk`` the proxies needing ``hvp`` are scored after the others,
-   once their captures are freed and :func:`_chunked_hvp` has run;
-5. the synflow pass, once, after the others (objective-free);
+4. :func:`run_passes` — the standard forward/backward of a group (and ZiCo's groups when
+   they come from it);
+5. in stages, each after the proxies of the one before are scored and the captures no later
+   proxy reads are freed (:func:`free_captures`): ZiCo's own group passes
+   (:func:`multi_batch_pass`; eval mode), GraSP's H g by chunks with the run option
+   ``hvp_chunk`` (:func:`_chunked_hvp`), the synflow pass (once, objective-free);
 6. :func:`score_one` — each proxy on its context, its result classified.
 
 Mode
@@ -576,9 +578,12 @@ def _run(ctx: Context, fn, *args) -> str | None:
         return one_line(exc)
 
 
-def run_passes(ctx: Context, members: list[Proxy]) -> tuple[dict, dict]:
+def run_passes(ctx: Context, members: list[Proxy], *, defer_multi_batch: bool = False) -> tuple[dict, dict]:
     """The standard forward (+ backward) and the multi-batch pass the group's proxies need.
-    Returns ``(errors by need, seconds by pass)``."""
+    Returns ``(errors by need, seconds by pass)``. ``defer_multi_batch``: leave ZiCo's own
+    group passes (not its groups from the standard pass's per-example factors) to
+    :func:`multi_batch_pass`, which :func:`score_arch` runs once the proxies that do not need
+    them are scored and their captures freed."""
     needs = set().union(*(set(p.needs) for p in members))
     pass_errors: dict[str, str] = {}
     pass_time: dict[str, float] = {}
@@ -611,10 +616,10 @@ def run_passes(ctx: Context, members: list[Proxy]) -> tuple[dict, dict]:
         if mb_from_std and "per_example" not in pass_errors:
             with _Timer(ctx.stats, "multi_batch"):
                 ctx.multi_batch_grads = multi_batch_from_per_example(ctx) or []
-        if not ctx.multi_batch_grads:
-            err = _run(ctx, _multi_batch_pass)
-        else:
+        if ctx.multi_batch_grads:
             _count(ctx.stats, "multi_batch_from_standard")
+        elif not defer_multi_batch:
+            err = _run(ctx, _multi_batch_pass)
         if "per_example" not in needs:  # asked for only to serve multi_batch: free the factors
             ctx.per_example = None
         pass_time["multi_batch"] = time.perf_counter() - t0 + (pass_time.get("standard", 0.0)
@@ -622,6 +627,21 @@ def run_passes(ctx: Context, members: list[Proxy]) -> tuple[dict, dict]:
         if err:
             pass_errors["multi_batch"] = err
     return pass_errors, pass_time
+
+
+def multi_batch_pending(ctx: Context, needs: set, pass_errors: dict) -> bool:
+    """Whether ``multi_batch`` is needed and was left by ``run_passes(defer_multi_batch=True)``."""
+    return "multi_batch" in needs and not ctx.multi_batch_grads and "multi_batch" not in pass_errors
+
+
+def multi_batch_pass(ctx: Context, pass_errors: dict, pass_time: dict) -> None:
+    """ZiCo's own group passes, deferred by :func:`run_passes`; their seconds are added to the
+    ``multi_batch`` pass time (with the failed conversion from per-example factors, if any)."""
+    t0 = time.perf_counter()
+    err = _run(ctx, _multi_batch_pass)
+    pass_time["multi_batch"] = pass_time.get("multi_batch", 0.0) + time.perf_counter() - t0
+    if err:
+        pass_errors["multi_batch"] = err
 
 
 def pass_of(need: str) -> str:
@@ -682,41 +702,53 @@ def score_arch(space, arch, proxies: list[Proxy], *, seed: int = 0, batch_size: 
             ctx = Context(space=space, arch=arch, seed=seed, batch_size=batch_size, seq_len=seq_len,
                           device=str(device), train_mode=train_mode, stats=run_stats, cache=shared_cache,
                           objective=obj, model=setup.model, batch=setup.batch, hvp_chunk=hvp_chunk)
-            pass_errors, pass_time = ({}, {}) if setup.error or setup.model is None else run_passes(ctx, members)
+            ready = setup.error is None and setup.model is not None
+            # eval mode: ZiCo's own passes draw nothing, so they may wait (train mode keeps the
+            # order in which dropout masks are drawn)
+            pass_errors, pass_time = run_passes(ctx, members, defer_multi_batch=not train_mode) if ready else ({}, {})
             run_stats.setdefault("pass_seconds", {}).update(pass_time)
-            later = set()  # hvp_chunk: the proxies needing hvp wait for it, computed once the others are done
-            if setup.model is not None and setup.batch is not None and not setup.error:
-                later = {p.name for p in members if hvp_deferred(ctx, set(p.needs))}
-            for p in members:
-                if "synflow" not in p.needs and p.name not in later:  # synflow-type: after the synflow pass
+
+            # Stages, each scored before the next pass runs, with the captures no later proxy
+            # reads freed first (free_captures): 0 the standard pass's proxies; 1 ZiCo's own group
+            # passes (deferred); 2 GraSP's H g by chunks (hvp_chunk); 3 the synflow pass.
+            def deferred(p: Proxy) -> set:
+                pn = set(p.needs)
+                return ({1} if ready and multi_batch_pending(ctx, pn, pass_errors) else set()) \
+                    | ({2} if ready and setup.batch is not None and hvp_deferred(ctx, pn) else set()) \
+                    | ({3} if "synflow" in pn else set())
+
+            waits = {p.name: deferred(p) for p in members}
+            by_stage = {p.name: max(waits[p.name] | {0}) for p in members}
+            for k in range(4):
+                now = [p for p in members if by_stage[p.name] == k]
+                if k > 0 and not any(k in w for w in waits.values()):
+                    continue
+                if k > 0 and ready:
+                    rest = [p for p in members if by_stage[p.name] >= k]
+                    free_captures(ctx, set().union(*(set(p.needs) for p in rest)),
+                                  set().union(*(set(p.taps) for p in rest)))
+                if k == 1:
+                    multi_batch_pass(ctx, pass_errors, pass_time)
+                    run_stats["pass_seconds"]["multi_batch"] = pass_time["multi_batch"]
+                elif k == 2:
+                    t0 = time.perf_counter()
+                    err = pass_errors.get("backward") or _run(ctx, _chunked_hvp)
+                    if err:
+                        pass_errors["hvp"] = err
+                    pass_time["standard"] = pass_time.get("standard", 0.0) + time.perf_counter() - t0
+                    run_stats["pass_seconds"]["standard"] = pass_time["standard"]
+                elif k == 3:
+                    if synflow_done is None:  # the (objective-free) pass runs once, last
+                        t0 = time.perf_counter()
+                        err = _run(ctx, _synflow_pass) if ready else None
+                        synflow_done = (ctx.synflow, err, time.perf_counter() - t0)
+                    ctx.synflow = synflow_done[0]
+                    if synflow_done[1]:
+                        pass_errors["synflow"] = synflow_done[1]
+                    pass_time["synflow"] = synflow_done[2]
+                    run_stats["pass_seconds"]["synflow"] = synflow_done[2]
+                for p in now:
                     results[p.name] = score_one(p, ctx, set(p.needs), pass_errors, pass_time, setup)
-            if later:
-                rest = [p for p in members if p.name in later or "synflow" in p.needs]
-                free_captures(ctx, set().union(*(set(p.needs) for p in rest)),
-                              set().union(*(set(p.taps) for p in rest)))
-                t0 = time.perf_counter()
-                err = pass_errors.get("backward") or _run(ctx, _chunked_hvp)
-                if err:
-                    pass_errors["hvp"] = err
-                pass_time["standard"] = pass_time.get("standard", 0.0) + time.perf_counter() - t0
-                run_stats["pass_seconds"]["standard"] = pass_time["standard"]
-                for p in members:
-                    if p.name in later and "synflow" not in p.needs:
-                        results[p.name] = score_one(p, ctx, set(p.needs), pass_errors, pass_time, setup)
-            syn = [p for p in members if "synflow" in p.needs]
-            if not syn:
-                continue
-            if synflow_done is None:  # the (objective-free) pass runs once, last
-                t0 = time.perf_counter()
-                err = _run(ctx, _synflow_pass) if setup.error is None and setup.model is not None else None
-                synflow_done = (ctx.synflow, err, time.perf_counter() - t0)
-            ctx.synflow = synflow_done[0]
-            if synflow_done[1]:
-                pass_errors["synflow"] = synflow_done[1]
-            pass_time["synflow"] = synflow_done[2]
-            run_stats.setdefault("pass_seconds", {})["synflow"] = synflow_done[2]
-            for p in syn:
-                results[p.name] = score_one(p, ctx, set(p.needs), pass_errors, pass_time, setup)
     finally:
         torch.set_grad_enabled(True)
         run_stats["setup_seconds"] = setup.seconds
