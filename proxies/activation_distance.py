@@ -18,8 +18,8 @@ Option ``layers="weight_layers"`` is what LPZero's GPT-2 code hooked instead
 behind LPZero Table 4): the outputs of **every** weight layer except the output head —
 on GPT-2 the fused q/k/v, the attention output projection, the FFN's first layer
 (before its nonlinearity; ``GELU(x) > 0`` iff ``x > 0``, so the codes are the same) and
-second layer. It reads the engine's ``layer_outputs`` (which also runs a backward: the
-engine has no forward-only capture of every layer's output).
+second layer. It reads them through the engine's ``layer_stats`` (each layer's term as the
+standard forward produces its output; no backward, nothing held).
 
 Layers counted: the ffn_act taps (default) or the outputs of the weight layers
 (layers=weight_layers).
@@ -48,19 +48,26 @@ class ActivationDistance(Proxy):
             raise ValueError(f"activation_distance: layers must be 'ffn_act' or 'weight_layers', "
                              f"got {self.options['layers']!r}")
         if self.options["layers"] == "weight_layers":
-            self.needs, self.taps = frozenset({"layer_outputs"}), frozenset()
+            self.needs, self.taps = frozenset({"layer_stats"}), frozenset()
+
+    def _term(self, out) -> float:
+        a = out[self.options["example"]]
+        x = (a > 0).reshape(a.shape[0], -1).to(torch.float64)
+        # sum_ij K_ij = ||sum_i x_i||^2 + ||sum_i (1 - x_i)||^2  (same number, O(T F) instead of O(T^2 F))
+        s = x.sum(0)
+        return float((s * s).sum() + ((x.shape[0] - s) ** 2).sum())
+
+    def layer_stat(self, layer, out, grad):
+        """layers=weight_layers: each weight layer's term, as the forward produces its output."""
+        return None if layer.role == "output" else self._term(out)
 
     def score(self, ctx) -> float:
         if self.options["layers"] == "weight_layers":
-            outs = [o for o in (ctx.layer_outputs.get(wl.name, (None, None))[0]
-                                for wl in layers_or_na(ctx, "weight layers")) if o is not None]
+            stats = ctx.layer_stats_of(self)
+            terms = [stats[wl.name] for wl in layers_or_na(ctx, "weight layers") if wl.name in stats]
         else:
-            outs = [rec.activation for rec in taps_or_na(ctx, "ffn_act")]
+            terms = [self._term(rec.activation) for rec in taps_or_na(ctx, "ffn_act")]
         total = 0.0
-        for out in outs:
-            a = out[self.options["example"]]
-            x = (a > 0).reshape(a.shape[0], -1).to(torch.float64)
-            # sum_ij K_ij = ||sum_i x_i||^2 + ||sum_i (1 - x_i)||^2  (same number, O(T F) instead of O(T^2 F))
-            s = x.sum(0)
-            total += float((s * s).sum() + ((x.shape[0] - s) ** 2).sum())
+        for t in terms:
+            total += t
         return total

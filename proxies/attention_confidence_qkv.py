@@ -22,8 +22,9 @@ Measured (docs/reproduction.md): on FlexiBERT with the authors' networks
 records, the published 0.475 / 0.666; zcbench's ``attention_confidence`` (the same
 statistic on the heads' outputs) gives 0.19 / 0.24 there.
 
-Deviation: the projection outputs come from the engine's ``layer_outputs`` (the standard
-forward in eval mode, no dropout); upstream ran the bare backbone in train mode.
+Deviation: the projection outputs are read in the engine's standard forward (``layer_stats``:
+reduced as they are produced, nothing held; eval mode, no dropout); upstream ran the bare
+backbone in train mode.
 
 Layers counted: the nn.Linear layers tagged attn (their outputs).
 """
@@ -41,24 +42,31 @@ FUSED_QKV = ("c_attn", "qkv_net", "qkv")  # one Linear holding q, k and v side b
 
 @register_proxy("attention_confidence_qkv")
 class AttentionConfidenceQKV(Proxy):
-    needs = frozenset({"layer_outputs"})
+    needs = frozenset({"layer_stats"})
     citation = "Serianni & Kalita, ACL 2023 (training-free-nas head confidence); Voita et al., ACL 2019"
     layers_counted = "the nn.Linear layers tagged attn (their outputs)"
     defaults = {}
 
+    def layer_stat(self, layer, out, grad):
+        """mean_{b,d} max_t of each projection part, reduced as the forward produces the output."""
+        leaf = layer.name.rsplit(".", 1)[-1]
+        if layer.role != "attn" or (leaf not in PROJECTIONS and leaf not in FUSED_QKV):
+            return None
+        if out.dim() != 3:  # (batch, tokens, features) in every built-in space
+            return None
+        parts = out.chunk(3, dim=-1) if leaf in FUSED_QKV else (out,)
+        return [float(torch.mean(d(p).amax(dim=1))) for p in parts]
+
     def score(self, ctx) -> float:
         total, found = 0.0, False
+        stats = ctx.layer_stats_of(self)
         for wl in ctx.weight_layers(roles=("attn",)):
-            leaf = wl.name.rsplit(".", 1)[-1]
-            if leaf not in PROJECTIONS and leaf not in FUSED_QKV:
-                continue
-            out, _ = ctx.layer_outputs.get(wl.name, (None, None))
-            if out is None or out.dim() != 3:  # (batch, tokens, features) in every built-in space
+            confs = stats.get(wl.name)
+            if confs is None:
                 continue
             found = True
-            parts = out.chunk(3, dim=-1) if leaf in FUSED_QKV else (out,)
-            for p in parts:
-                total += float(torch.mean(d(p).amax(dim=1)))
+            for c in confs:
+                total += c
         if not found:
             raise NotApplicable("the model has no attention input projection (query/key/value/input/weight or fused qkv)")
         return total

@@ -259,12 +259,12 @@ def test_zico_group_passes_run_after_the_standard_captures_are_freed(monkeypatch
     real = engine._multi_batch_pass
 
     def spy(ctx):
-        seen.append((bool(ctx.layer_outputs), sum(len(v) for v in ctx.taps.values()), ctx.jacobian is not None,
+        seen.append((bool(ctx.layer_stats), sum(len(v) for v in ctx.taps.values()), ctx.jacobian is not None,
                      ctx.output is not None))
         return real(ctx)
 
     monkeypatch.setattr(engine, "_multi_batch_pass", spy)
-    names = ["fisher", "jacob_cov", "nwot", "zico", "snip", "attention_confidence"]
+    names = ["fisher", "jacob_cov", "nwot", "zico", "snip", "attention_confidence", "attention_confidence_qkv"]
     together = run(TinySpace(), tiny_arch(), names, batch_size=6, seq_len=7)
     assert all(r.status == "ok" for r in together.values()), {n: r.message for n, r in together.items()}
     assert seen == [(False, 0, False, False)]  # nothing of the standard pass left but the weight gradients
@@ -274,6 +274,54 @@ def test_zico_group_passes_run_after_the_standard_captures_are_freed(monkeypatch
     score_arch(TinySpace(), tiny_arch(), [zcbench.get_proxy(n) for n in names], batch_size=6, seq_len=7,
                train_mode=True)
     assert seen and seen[0][0] and seen[0][1] > 0 and seen[0][2]  # train mode: captures still held
+
+
+class FisherFromOutputs(Proxy):
+    """fisher as it was computed before layer_grad_stats: from the held layer_outputs."""
+
+    name = "fisher_from_outputs"
+    needs = frozenset({"layer_outputs"})
+
+    def score(self, ctx):
+        from proxies._common import sum_sq
+
+        total = 0.0
+        for wl in ctx.weight_layers():
+            act, grad = ctx.layer_outputs.get(wl.name, (None, None))
+            if act is not None and grad is not None:
+                prod = act * grad
+                total += wl.weight[0].numel() * 0.5 * sum_sq(prod) / (prod.numel() // prod.shape[-1])
+        return total
+
+
+class BadStat(Proxy):
+    name = "bad_stat"
+    needs = frozenset({"layer_grad_stats"})
+
+    def layer_stat(self, layer, out, grad):
+        raise ValueError("broken on purpose")
+
+    def score(self, ctx):
+        return float(len(ctx.layer_stats_of(self)))
+
+
+def test_layer_stats_are_reduced_as_the_pass_produces_them():
+    """layer_stats / layer_grad_stats: fisher reduced in the standard backward equals fisher from
+    the held layer_outputs bit for bit, alone and beside the Jacobian's and GraSP's backward sweeps
+    (the hook fires for the standard backward only); attention_confidence_qkv needs no backward;
+    a proxy whose layer_stat raises fails alone."""
+    space, arch = TinySpace(), tiny_arch()
+    ref = run(space, arch, [FisherFromOutputs()], batch_size=6, seq_len=7)["fisher_from_outputs"].value
+    for others in ([], ["jacob_cov", "grasp", "snip"], ["zico", "head_importance"]):
+        got = run(space, arch, ["fisher"] + others, batch_size=6, seq_len=7)
+        assert got["fisher"].status == "ok" and got["fisher"].value == ref, (others, got["fisher"])
+    TinyLM.forward_calls = 0
+    res = run(space, arch, ["attention_confidence_qkv"], batch_size=6, seq_len=7)
+    assert res["attention_confidence_qkv"].status == "ok" and res["attention_confidence_qkv"].value > 0
+    assert TinyLM.forward_calls == 1 and LAST_STATS.get("backward", 0) == 0
+    res = run(space, arch, [BadStat(), "fisher", "snip"], batch_size=6, seq_len=7)
+    assert res["bad_stat"].status == "error" and "broken on purpose" in res["bad_stat"].message
+    assert res["fisher"].value == ref and res["snip"].status == "ok"
 
 
 class BatchCentred(TwoLayerNet):

@@ -54,8 +54,8 @@ from zcbench.proxy import (DATA_NEEDS, NEEDS, OBJECTIVES, WEIGHT_LAYER_TYPES, Co
 
 # Needs served by the standard forward (and its backward when gradients are needed).
 STANDARD_NEEDS = frozenset({"forward", "backward", "layer_outputs", "head_mask", "attn_query", "jacobian", "hvp",
-                            "flops", "per_example"})
-GRAD_NEEDS = frozenset({"backward", "layer_outputs", "head_mask", "hvp", "per_example"})
+                            "flops", "per_example", "layer_stats", "layer_grad_stats"})
+GRAD_NEEDS = frozenset({"backward", "layer_outputs", "head_mask", "hvp", "per_example", "layer_grad_stats"})
 MULTI_BATCH_GROUPS = 2
 # ``multi_batch`` from the standard backward's per-example factors, for the proxies that ask for it
 # with the option ``groups="factored"`` (zico): one forward+backward instead of one per group.
@@ -108,8 +108,28 @@ def _objective_scalar(out, objective: str) -> torch.Tensor:
     raise PassError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
 
 
-def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set) -> dict[str, str]:
-    """One forward of the minibatch and (if needed) one backward, capturing what ``needs`` asks for."""
+def _layer_stats(ctx: Context, proxies: list, wl: WeightLayer, out: torch.Tensor, grad) -> None:
+    """Each proxy's ``layer_stat`` of one weight layer into ``ctx.layer_stats``; a proxy whose
+    ``layer_stat`` raises keeps the error (raised again by ``ctx.layer_stats_of``), the others go on."""
+    with torch.no_grad():
+        for p in proxies:
+            got = ctx.layer_stats[id(p)]
+            if isinstance(got, Exception):
+                continue
+            try:
+                v = p.layer_stat(wl, out, grad)
+            except Exception as exc:  # noqa: BLE001 - reported on that proxy only
+                ctx.layer_stats[id(p)] = PassError(f"layer_stat on {wl.name}: {one_line(exc)}")
+                continue
+            if v is not None:
+                got[wl.name] = v
+
+
+def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set,
+                   stat_proxies: tuple = ()) -> dict[str, str]:
+    """One forward of the minibatch and (if needed) one backward, capturing what ``needs`` asks
+    for; ``stat_proxies`` (those needing ``layer_stats`` / ``layer_grad_stats``) reduce each
+    weight layer's output (and its gradient) as it is produced."""
     model, batch = ctx.model, ctx.batch
     want_grads = bool(needs & GRAD_NEEDS)
     want_jac = "jacobian" in needs
@@ -148,6 +168,31 @@ def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set
                     layer_out[_name] = out
                     if want_pe and inp and torch.is_tensor(inp[0]):
                         layer_in[_name] = inp[0].detach()
+                handles.append(wl.module.register_forward_hook(hook))
+        fwd_stats = [p for p in stat_proxies if "layer_stats" in p.needs]
+        grad_stats = [p for p in stat_proxies if "layer_grad_stats" in p.needs] if want_grads else []
+        stat_state = {"armed": False, "seen": set(), "twice": None}
+        ctx.layer_stats = {id(p): {} for p in fwd_stats + grad_stats}
+        if fwd_stats or grad_stats:
+            for wl in weight_layers(model):
+                def hook(mod, inp, out, _wl=wl):
+                    if _wl.name in stat_state["seen"]:
+                        stat_state["twice"] = stat_state["twice"] or _wl.name
+                        return
+                    stat_state["seen"].add(_wl.name)
+                    if not torch.is_tensor(out):
+                        return
+                    o = out.detach()
+                    _layer_stats(ctx, fwd_stats, _wl, o, None)
+                    if grad_stats and out.requires_grad:
+                        def on_grad(g, _o=[o]):
+                            # armed only in the standard backward (not the Jacobian's, not GraSP's
+                            # double backward); the output is let go once its gradient is read
+                            if not stat_state["armed"] or not _o:
+                                return None
+                            _layer_stats(ctx, grad_stats, _wl, _o.pop(), g.detach())
+                            return None
+                        out.register_hook(on_grad)
                 handles.append(wl.module.register_forward_hook(hook))
         queries: list = []
         if want_query:
@@ -202,9 +247,20 @@ def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set
         except Exception as exc:  # noqa: BLE001 - reported on the proxies that need it
             errors["jacobian"] = one_line(exc)
 
+    if stat_state["twice"]:
+        msg = (f"weight layer {stat_state['twice']} is called more than once per forward; "
+               "layer stats support single-call layers only")
+        for n in needs & {"layer_stats", "layer_grad_stats"}:
+            errors[n] = msg
+        ctx.layer_stats = {}
+
     if want_grads:
         try:
-            _standard_backward(ctx, out, live, layer_out, tap_grad_kinds, want_hvp, "head_mask" in needs)
+            stat_state["armed"] = bool(grad_stats) and not stat_state["twice"]
+            try:
+                _standard_backward(ctx, out, live, layer_out, tap_grad_kinds, want_hvp, "head_mask" in needs)
+            finally:
+                stat_state["armed"] = False
             if want_pe:
                 B = batch.inputs.shape[0]
                 ctx.per_example = PerExampleGrads(
@@ -306,6 +362,8 @@ def free_captures(ctx: Context, keep: set, keep_taps: set) -> None:
                                 ("per_example", "per_example", None), ("multi_batch", "multi_batch_grads", [])):
         if need not in keep:
             setattr(ctx, field_, empty)
+    if not keep & {"layer_stats", "layer_grad_stats"}:
+        ctx.layer_stats = {}
 
 
 def _standard_backward(ctx: Context, out, live: dict, layer_out: dict, tap_grad_kinds: set, want_hvp: bool,
@@ -605,7 +663,8 @@ def run_passes(ctx: Context, members: list[Proxy], *, defer_multi_batch: bool = 
             std = std | {"backward"}
         t0 = time.perf_counter()
         partial: dict[str, str] = {}
-        err = _run(ctx, lambda c: partial.update(_standard_pass(c, std, taps, tgr)))
+        stat_proxies = tuple(p for p in members if set(p.needs) & {"layer_stats", "layer_grad_stats"})
+        err = _run(ctx, lambda c: partial.update(_standard_pass(c, std, taps, tgr, stat_proxies)))
         pass_time["standard"] = time.perf_counter() - t0
         for n in std:  # a failed forward fails every need; a failed backward only its own
             if err or n in partial:

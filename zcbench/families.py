@@ -34,7 +34,8 @@ PROXY_FAMILY = {
 PREFIX_FAMILY = {"searched": "searched"}
 _NEEDS_FAMILY = (("synflow", "data-free"), ("attn_query", "attention"), ("head_mask", "attention"),
                  ("backward", "gradient"), ("hvp", "gradient"), ("jacobian", "gradient"),
-                 ("multi_batch", "gradient"), ("layer_outputs", "gradient"), ("forward", "activation"))
+                 ("multi_batch", "gradient"), ("layer_outputs", "gradient"), ("layer_grad_stats", "gradient"),
+                 ("per_example", "gradient"), ("forward", "activation"), ("layer_stats", "activation"))
 
 
 def family_from_needs(needs) -> str:

@@ -28,6 +28,15 @@ Needs and the passes that serve them (see docs/proxies.md for the full story)
 ``layer_outputs``
     output of every weight layer and the objective's gradient with respect to
     it (Fisher); rides the standard forward/backward.
+``layer_stats`` / ``layer_grad_stats``
+    what the proxy's own ``layer_stat(layer, output, grad)`` reduces each weight
+    layer's output to (``grad`` = the objective's gradient with respect to that
+    output for ``layer_grad_stats``, which rides the standard backward; None for
+    ``layer_stats``, forward only), called as the standard pass produces them;
+    only the returned values are kept (``ctx.layer_stats_of(proxy)``: weight-layer
+    name -> value, layers called more than once per forward fail the need). The
+    same information as ``layer_outputs`` without holding every layer's output and
+    gradient until the proxies are scored (FlexiBERT at 128 x 128: 2.3 GiB).
 ``head_mask``
     the gradient of each example's objective with respect to a per-head gate
     of ones multiplying the ``head_out`` taps (Michel et al., 2019), obtained
@@ -98,11 +107,11 @@ from zcbench.introspect import role_of
 # from the space's own counting convention).
 NEEDS = frozenset({
     "arch", "weights", "forward", "backward", "layer_outputs", "head_mask", "attn_query",
-    "jacobian", "hvp", "multi_batch", "synflow", "flops", "per_example",
+    "jacobian", "hvp", "multi_batch", "synflow", "flops", "per_example", "layer_stats", "layer_grad_stats",
 })
 # Needs that require the minibatch (synflow reads only its shape and dtype, never its values).
 DATA_NEEDS = frozenset({"forward", "backward", "layer_outputs", "head_mask", "attn_query", "jacobian", "hvp",
-                        "multi_batch", "flops", "synflow", "per_example"})
+                        "multi_batch", "flops", "synflow", "per_example", "layer_stats", "layer_grad_stats"})
 # What gradient passes may differentiate (``Proxy.options["objective"]``; see above).
 OBJECTIVES = ("loss", "hidden_sum")
 # The "layers" of the zero-cost literature (see :func:`weight_layers`).
@@ -149,6 +158,8 @@ class Proxy:
       option, so stored runs keep their keys) and ``ctx.weight_layers()`` honours it;
     * ``layers_counted`` — one line saying which layers/parameters the proxy counts (shown
       on the proxy's leaderboard page).
+
+    A proxy that needs ``layer_stats`` or ``layer_grad_stats`` implements ``layer_stat``.
     """
 
     name: str = ""
@@ -189,6 +200,13 @@ class Proxy:
 
     def score(self, ctx: "Context") -> float:
         raise NotImplementedError
+
+    def layer_stat(self, layer: "WeightLayer", output: torch.Tensor, grad: torch.Tensor | None):
+        """For ``layer_stats`` / ``layer_grad_stats``: what to keep of one weight layer's output
+        (detached) and, for ``layer_grad_stats``, the objective's gradient with respect to it
+        (None for ``layer_stats``); return None to keep nothing for that layer. Runs under
+        ``torch.no_grad()``."""
+        raise NotImplementedError(f"proxy {self.name} needs layer stats but defines no layer_stat")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -265,6 +283,7 @@ class Context:
     # standard backward
     weight_grads: dict = field(default_factory=dict)  # parameter name -> gradient (None if unused)
     layer_outputs: dict = field(default_factory=dict)  # weight-layer name -> (output, d objective/d output)
+    layer_stats: dict = field(default_factory=dict)  # id(proxy) -> {weight-layer name: proxy.layer_stat(...)}
     head_mask_grads: list = field(default_factory=list)  # per head_out call: (layer, (B, H) tensor)
     query: list = field(default_factory=list)  # per attention module: (layer, query output tensor)
     hvp: dict = field(default_factory=dict)  # weight-layer name -> H g
@@ -296,6 +315,14 @@ class Context:
         if roles is not None:
             layers = [w for w in layers if w.role in roles]
         return layers
+
+    def layer_stats_of(self, proxy: Proxy) -> dict:
+        """``proxy.layer_stat`` of every weight layer it kept something for (``layer_stats`` /
+        ``layer_grad_stats``), by weight-layer name."""
+        got = self.layer_stats.get(id(proxy), {})
+        if isinstance(got, Exception):  # its layer_stat raised during the pass
+            raise got
+        return got
 
     def tap_records(self, kind: str) -> list[TapRecord]:
         return self.taps.get(kind, [])
