@@ -270,6 +270,10 @@ def test_zico_group_passes_run_after_the_standard_captures_are_freed(monkeypatch
     assert seen == [(False, 0, False, False)]  # nothing of the standard pass left but the weight gradients
     alone = {n: run(TinySpace(), tiny_arch(), [n], batch_size=6, seq_len=7)[n].value for n in names}
     assert {n: r.value for n, r in together.items()} == alone
+    # a deferred pass that fails marks its own proxy only, as before
+    one = run(TinySpace(), tiny_arch(), ["zico", "snip"], batch_size=1, seq_len=7)
+    assert one["zico"].status == "error" and "multi_batch needs batch_size >= 2" in one["zico"].message
+    assert one["snip"].status == "ok"
     seen.clear()
     score_arch(TinySpace(), tiny_arch(), [zcbench.get_proxy(n) for n in names], batch_size=6, seq_len=7,
                train_mode=True)
