@@ -56,6 +56,7 @@ from zcbench.proxy import (DATA_NEEDS, NEEDS, OBJECTIVES, WEIGHT_LAYER_TYPES, Co
 STANDARD_NEEDS = frozenset({"forward", "backward", "layer_outputs", "head_mask", "attn_query", "jacobian", "hvp",
                             "flops", "per_example", "layer_stats", "layer_grad_stats"})
 GRAD_NEEDS = frozenset({"backward", "layer_outputs", "head_mask", "hvp", "per_example", "layer_grad_stats"})
+STAT_NEEDS = frozenset({"layer_stats", "layer_grad_stats"})  # served by the proxies' own layer_stat
 MULTI_BATCH_GROUPS = 2
 # ``multi_batch`` from the standard backward's per-example factors, for the proxies that ask for it
 # with the option ``groups="factored"`` (zico): one forward+backward instead of one per group.
@@ -250,7 +251,7 @@ def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set
     if stat_state["twice"]:
         msg = (f"weight layer {stat_state['twice']} is called more than once per forward; "
                "layer stats support single-call layers only")
-        for n in needs & {"layer_stats", "layer_grad_stats"}:
+        for n in needs & STAT_NEEDS:
             errors[n] = msg
         ctx.layer_stats = {}
 
@@ -362,7 +363,7 @@ def free_captures(ctx: Context, keep: set, keep_taps: set) -> None:
                                 ("per_example", "per_example", None), ("multi_batch", "multi_batch_grads", [])):
         if need not in keep:
             setattr(ctx, field_, empty)
-    if not keep & {"layer_stats", "layer_grad_stats"}:
+    if not keep & STAT_NEEDS:
         ctx.layer_stats = {}
 
 
@@ -663,7 +664,7 @@ def run_passes(ctx: Context, members: list[Proxy], *, defer_multi_batch: bool = 
             std = std | {"backward"}
         t0 = time.perf_counter()
         partial: dict[str, str] = {}
-        stat_proxies = tuple(p for p in members if set(p.needs) & {"layer_stats", "layer_grad_stats"})
+        stat_proxies = tuple(p for p in members if set(p.needs) & STAT_NEEDS)
         err = _run(ctx, lambda c: partial.update(_standard_pass(c, std, taps, tgr, stat_proxies)))
         pass_time["standard"] = time.perf_counter() - t0
         for n in std:  # a failed forward fails every need; a failed backward only its own
