@@ -12,6 +12,13 @@ issue 8 for one and for two workers (two workers can meet two such networks at o
 ``--hvp-chunk K`` (repeatable; 0 = the whole minibatch, the default) scores with the run option
 ``hvp_chunk=K`` (GraSP's Hessian-vector product over chunks of K examples) and prints GraSP's
 value, so that the runs' peaks, times and values can be compared.
+
+``--pair`` scores the space's *two* largest stored networks at the same time, each in its own
+worker process as above, and samples the resident memory of both (and of this script) from /proc
+every half second: the worst case two sweep workers can meet, measured rather than bounded by twice
+the largest network's peak.
+
+    python bench/bench_peak_memory.py --batch gpt2:16x192 --hvp-chunk 4 --pair
 """
 from __future__ import annotations
 
@@ -26,16 +33,67 @@ sys.path.insert(0, str(REPO / "bench"))
 DEFAULT = ["gpt2:16x192", "flexibert:128x128"]
 
 
-def largest(space):
+def by_size(space):
+    """Stored architectures with their parameter counts (meta device), largest first."""
     import torch
 
-    best = None
+    sized = []
     for a in space.stored():
         with torch.device("meta"):
-            n = sum(p.numel() for p in space.build(a).parameters())
-        if best is None or n > best[1]:
-            best = (a, n)
-    return best
+            sized.append((a, sum(p.numel() for p in space.build(a).parameters())))
+    return sorted(sized, key=lambda an: -an[1])
+
+
+def largest(space):
+    return by_size(space)[0]
+
+
+def pair_peak(name: str, b: int, t: int, k: int, timeout: float) -> None:
+    """The two largest networks scored at once (two worker processes); peak of their summed RSS."""
+    import os
+    import threading
+
+    import zcbench
+    from bench_cost_growth import run_point
+    from bench_full_leaderboard import tree_rss
+
+    two = by_size(zcbench.create_space(name))[:2]
+    recs, errors, peak = {}, [], {"sum": 0, "max": 0, "workers": 0}
+    page = os.sysconf("SC_PAGE_SIZE")
+    done = threading.Event()
+
+    def point(arch):
+        try:
+            recs[arch.id] = run_point(dict(space=name, arch=arch.id, batch_size=b, seq_len=t, seed=0, proxies=None,
+                                           hvp_chunk=k or None), timeout)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(f"{arch.id}: {exc}")
+
+    def sample():
+        while not done.wait(0.5):
+            s, m = tree_rss(os.getpid())
+            own = int(open("/proc/self/statm").read().split()[1]) * page
+            peak["sum"], peak["max"] = max(peak["sum"], s), max(peak["max"], m)
+            peak["workers"] = max(peak["workers"], s - own)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    workers = [threading.Thread(target=point, args=(a,)) for a, _ in two]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    done.set()
+    sampler.join()
+    if errors:
+        raise SystemExit("pair failed: " + "; ".join(errors))
+    gib = peak["sum"] / 2**30
+    each = ", ".join(f"{a.id} ({n / 1e6:.1f} M params) alone-peak {recs[a.id]['rss_peak_mb'] / 1024:.2f} GiB"
+                     for a, n in two)
+    print(f"{name} {b}x{t} hvp_chunk={k or 'null'} pair: {each}; at once, sampled every 0.5 s: "
+          f"{gib:.2f} GiB with this script ({peak['workers'] / 2**30:.2f} GiB the two workers alone; largest "
+          f"process {peak['max'] / 2**30:.2f} GiB), "
+          f"{'within' if gib <= 8 / 1.0737 else 'OVER'} 8 GB", flush=True)
 
 
 def main(argv=None) -> int:
@@ -44,7 +102,16 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--hvp-chunk", type=int, action="append", default=None,
                     help="run option hvp_chunk=K (repeatable; 0 = whole minibatch)")
+    ap.add_argument("--pair", action="store_true",
+                    help="score the two largest networks at once (two workers) and sample their summed RSS")
     args = ap.parse_args(argv)
+    if args.pair:
+        for spec in args.batch or DEFAULT:
+            name, _, shape = spec.partition(":")
+            b, t = (int(x) for x in shape.lower().split("x"))
+            for k in args.hvp_chunk or [0]:
+                pair_peak(name, b, t, k, args.timeout)
+        return 0
     import zcbench
     from bench_cost_growth import run_point
 

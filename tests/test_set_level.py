@@ -133,21 +133,20 @@ def test_committed_ntsr_runs_group_seeds_and_tables(tmp_path):
     seeds = {label: [r.seed for r in rs] for (label, _), rs in groups.items()}
     if root != REPO / "results":  # migrated old-format runs
         assert {1, 2} <= set(seeds["gpt2"]) and {1, 2} <= set(seeds["flexibert"])
-    if root == REPO / "results":  # the committed store: fused from today's sept (Eq. 16, v2); FlexiBERT three
-        # seeds at 16 x 128; GPT-2 reported at the papers' minibatch 16 x 192 (seed 0, complete), its three
-        # seeds at 4 x 192 still stored and named in the notes
+    if root == REPO / "results":  # the committed store: fused from today's sept (Eq. 16, v2); GPT-2 and
+        # FlexiBERT reported at the papers' minibatches (16 x 192, 128 x 128; seed 0, complete), their three
+        # seeds at the reduced minibatches (4 x 192, 16 x 128) still stored and named in the notes
         from zcbench.report.load import run_minibatch
 
         runs = load_runs(root)
-        for label in ("gpt2", "flexibert"):
+        for label, papers, reduced_mb in (("gpt2", (16, 192), (4, 192)), ("flexibert", (128, 128), (16, 128))):
             assert all(r.data["components"]["sept"].endswith("-v2") for r in groups[(label, "ntsr")]), label
-        assert seeds["flexibert"] == [0, 1, 2]
-        assert seeds["gpt2"] == [0] and run_minibatch(groups[("gpt2", "ntsr")][0], runs) == (16, 192)
-        gpt2_all, _ = select_configs([r for r in load_runs(root, proxies=["ntsr"]) if r.space == "gpt2"],
-                                     all_configs=True)
-        reduced = [rs for rs in gpt2_all.values() if run_minibatch(rs[0], runs) == (4, 192)
-                   and rs[0].data["components"]["sept"].endswith("-v2")]
-        assert [[r.seed for r in rs] for rs in reduced] == [[0, 1, 2]]
+            assert seeds[label] == [0] and run_minibatch(groups[(label, "ntsr")][0], runs) == papers, label
+            every, _ = select_configs([r for r in load_runs(root, proxies=["ntsr"]) if r.space == label],
+                                      all_configs=True)
+            reduced = [rs for rs in every.values() if run_minibatch(rs[0], runs) == reduced_mb
+                       and rs[0].data["components"]["sept"].endswith("-v2")]
+            assert [[r.seed for r in rs] for rs in reduced] == [[0, 1, 2]], label
     assert seeds["gpt2[table=gpt2_wt2]"] == [0] and seeds["autoformer[table=autoformer_digits]"] == [0]
     assert "autoformer" not in seeds  # the table run no longer shows as an empty plain-autoformer row
     sizes = {label: {len(r.records) for r in rs} for (label, _), rs in groups.items()}

@@ -14,6 +14,7 @@ import shutil
 
 import pytest
 
+import zcbench
 from zcbench import fetch, leaderboard, submit
 from zcbench.runner import RunConfig, run
 
@@ -34,6 +35,19 @@ class ToyWeightSq(Proxy):
     def score(self, ctx):
         return float(sum(float((p.detach().double() ** 2).sum()) for p in ctx.model.parameters()))
 '''
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registry_restored():
+    """The toy proxy a submission registers stays in this module: the proxies registered before it are
+    restored afterwards, so tests that walk the catalogue do not meet it, whatever the test order."""
+    from zcbench import registry
+
+    zcbench.list_proxies()  # discovery done before the snapshot
+    before = dict(registry._PROXIES)
+    yield
+    registry._PROXIES.clear()
+    registry._PROXIES.update(before)
 
 
 @pytest.fixture(scope="module")

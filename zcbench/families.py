@@ -33,7 +33,7 @@ PROXY_FAMILY = {
 #: Family of parametrised names ``prefix:...`` (registered with ``register_proxy_prefix``).
 PREFIX_FAMILY = {"searched": "searched"}
 _NEEDS_FAMILY = (("synflow", "data-free"), ("attn_query", "attention"), ("head_mask", "attention"),
-                 ("backward", "gradient"), ("hvp", "gradient"), ("jacobian", "gradient"),
+                 ("backward", "gradient"), ("hvp", "gradient"), ("hvp_fd", "gradient"), ("jacobian", "gradient"),
                  ("multi_batch", "gradient"), ("layer_outputs", "gradient"), ("layer_grad_stats", "gradient"),
                  ("per_example", "gradient"), ("forward", "activation"), ("layer_stats", "activation"))
 

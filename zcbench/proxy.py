@@ -62,6 +62,14 @@ Needs and the passes that serve them (see docs/proxies.md for the full story)
     instead, ``H g = sum_c (|c| / B) H_c g`` (mean-loss objective; weight 1 for
     ``hidden_sum``): one more forward+backward, the double-backward memory of K
     examples instead of B, the same value to float32 round-off (eval mode only).
+``hvp_fd``
+    ``H g`` by a forward difference instead (GraSP's opt-in ``hvp=forward_difference``):
+    ``(grad L(W + h g) - grad L(W)) / h`` over the weight layers, ``g`` and ``grad L(W)``
+    the standard backward's (which then stays plain), ``h = HVP_FD_EPS * ||W|| / ||g||``
+    (``zcbench.engine``). One plain forward+backward at the shifted weights, run after the
+    standard pass's proxies are scored; the weights are restored bit for bit. An estimator, not
+    round-off: relative error up to ~4e-3 of GraSP's sum on stored networks
+    (``bench/bench_grasp_finite_difference.py``). Eval mode only.
 ``multi_batch``
     per-group gradients for ZiCo: the minibatch is split into
     ``MULTI_BATCH_GROUPS`` equal groups; each group's weight-layer gradients of
@@ -107,11 +115,12 @@ from zcbench.introspect import role_of
 # from the space's own counting convention).
 NEEDS = frozenset({
     "arch", "weights", "forward", "backward", "layer_outputs", "head_mask", "attn_query",
-    "jacobian", "hvp", "multi_batch", "synflow", "flops", "per_example", "layer_stats", "layer_grad_stats",
+    "jacobian", "hvp", "hvp_fd", "multi_batch", "synflow", "flops", "per_example", "layer_stats",
+    "layer_grad_stats",
 })
 # Needs that require the minibatch (synflow reads only its shape and dtype, never its values).
 DATA_NEEDS = frozenset({"forward", "backward", "layer_outputs", "head_mask", "attn_query", "jacobian", "hvp",
-                        "multi_batch", "flops", "synflow", "per_example", "layer_stats", "layer_grad_stats"})
+                        "hvp_fd", "multi_batch", "flops", "synflow", "per_example", "layer_stats", "layer_grad_stats"})
 # What gradient passes may differentiate (``Proxy.options["objective"]``; see above).
 OBJECTIVES = ("loss", "hidden_sum")
 # The "layers" of the zero-cost literature (see :func:`weight_layers`).
@@ -287,6 +296,7 @@ class Context:
     head_mask_grads: list = field(default_factory=list)  # per head_out call: (layer, (B, H) tensor)
     query: list = field(default_factory=list)  # per attention module: (layer, query output tensor)
     hvp: dict = field(default_factory=dict)  # weight-layer name -> H g
+    hvp_fd: dict = field(default_factory=dict)  # weight-layer name -> H g by a forward difference
     jacobian: torch.Tensor | None = None  # (B, T, D)
     multi_batch_grads: list = field(default_factory=list)  # per group: weight-layer name -> gradient
     per_example: Any = None  # engine.PerExampleGrads: per-example weight-layer gradient factors
