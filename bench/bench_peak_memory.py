@@ -19,6 +19,14 @@ every half second: the worst case two sweep workers can meet, measured rather th
 the largest network's peak.
 
     python bench/bench_peak_memory.py --batch gpt2:16x192 --hvp-chunk 4 --pair
+
+``--sweep-pair`` asks which pair a real two-worker sweep meets: it replays ``shard=0/2,1/2`` in
+the ID order and in the runner's scoring order (``zcbench.runner.scoring_order``: shard 0 largest
+first, shard 1 smallest first) with the per-network wall times stored in the space's GraSP score
+file at that minibatch, prints the largest pair (by parameters) scored at the same time in each,
+and measures the scoring order's pair as ``--pair`` does.
+
+    python bench/bench_peak_memory.py --batch gpt2:16x192 --hvp-chunk 4 --sweep-pair
 """
 from __future__ import annotations
 
@@ -48,8 +56,69 @@ def largest(space):
     return by_size(space)[0]
 
 
-def pair_peak(name: str, b: int, t: int, k: int, timeout: float) -> None:
-    """The two largest networks scored at once (two worker processes); peak of their summed RSS."""
+def stored_walls(name: str, b: int, t: int, seed: int = 0) -> dict:
+    """arch_id -> seconds a sweep worker spent on it (``pass_seconds``) from the stored GraSP score
+    file of this space at B x T (GraSP was scored with every other proxy on each network)."""
+    import json
+
+    best = {}
+    for meta in sorted((REPO / "results" / "scores" / name / "grasp").glob(f"seed{seed}-*.meta.json")):
+        m = json.loads(meta.read_text())
+        if (m.get("data", {}).get("batch_size"), m.get("data", {}).get("seq_len")) != (b, t):
+            continue
+        recs = [json.loads(ln) for ln in meta.with_name(meta.name[: -len(".meta.json")] + ".jsonl").read_text().splitlines()]
+        walls = {r["arch_id"]: r["pass_seconds"] for r in recs}
+        if len(walls) > len(best):
+            best = walls
+    return best
+
+
+def sweep_pairs(name: str, b: int, t: int) -> tuple:
+    """Two shards (``shard=0/2,1/2``) in the ID order and in the runner's scoring order
+    (``zcbench.runner.scoring_order``), replayed with the stored per-network wall times: the largest
+    pair of networks (by parameters) that the two workers score at the same time in each."""
+    import statistics
+
+    import zcbench
+    from zcbench.runner import scoring_order, select_archs
+
+    space = zcbench.create_space(name)
+    sized = by_size(space)
+    size = {a.id: n for a, n in sized}
+    rank = {a.id: i + 1 for i, (a, _) in enumerate(sized)}
+    walls = stored_walls(name, b, t)
+    if not walls:
+        raise SystemExit(f"no stored GraSP score file of {name} at {b}x{t}: its wall times replay the sweep")
+    med = statistics.median(walls.values())
+
+    def replay(shards):
+        spans = []
+        for order in shards:
+            t0, spans_i = 0.0, []
+            for a in order:
+                w = walls.get(a.id, med)
+                spans_i.append((t0, t0 + w, a))
+                t0 += w
+            spans.append(spans_i)
+        best = max(((size[a.id] + size[c.id], a, c) for s0, e0, a in spans[0] for s1, e1, c in spans[1]
+                    if s0 < e1 and s1 < e0), key=lambda x: x[0])
+        return best[1], best[2]
+
+    shards = [select_archs(space, None, 0, f"{i}/2") for i in range(2)]
+    out = {}
+    for label, orders in (("ID order", shards),
+                          ("scoring order", [scoring_order(space, s, f"{i}/2") for i, s in enumerate(shards)])):
+        a, c = replay(orders)
+        out[label] = (a, c)
+        print(f"{name} {b}x{t} two shards, {label} (stored wall times of {len(walls)} networks): largest pair at once "
+              f"{a.id} (#{rank[a.id]}, {size[a.id] / 1e6:.1f} M) + {c.id} (#{rank[c.id]}, {size[c.id] / 1e6:.1f} M)",
+              flush=True)
+    return [(a, size[a.id]) for a in out["scoring order"]]
+
+
+def pair_peak(name: str, b: int, t: int, k: int, timeout: float, two=None) -> None:
+    """Two networks (default: the two largest) scored at once (two worker processes); peak of their
+    summed RSS."""
     import os
     import threading
 
@@ -57,7 +126,7 @@ def pair_peak(name: str, b: int, t: int, k: int, timeout: float) -> None:
     from bench_cost_growth import run_point
     from bench_full_leaderboard import tree_rss
 
-    two = by_size(zcbench.create_space(name))[:2]
+    two = two or by_size(zcbench.create_space(name))[:2]
     recs, errors, peak = {}, [], {"sum": 0, "max": 0, "workers": 0}
     page = os.sysconf("SC_PAGE_SIZE")
     done = threading.Event()
@@ -104,13 +173,17 @@ def main(argv=None) -> int:
                     help="run option hvp_chunk=K (repeatable; 0 = whole minibatch)")
     ap.add_argument("--pair", action="store_true",
                     help="score the two largest networks at once (two workers) and sample their summed RSS")
+    ap.add_argument("--sweep-pair", action="store_true",
+                    help="replay a two-shard sweep (ID order vs the runner's scoring order) with the stored wall "
+                         "times, then score the largest pair the scoring order meets at once, as --pair does")
     args = ap.parse_args(argv)
-    if args.pair:
+    if args.pair or args.sweep_pair:
         for spec in args.batch or DEFAULT:
             name, _, shape = spec.partition(":")
             b, t = (int(x) for x in shape.lower().split("x"))
+            two = sweep_pairs(name, b, t) if args.sweep_pair else None
             for k in args.hvp_chunk or [0]:
-                pair_peak(name, b, t, k, args.timeout)
+                pair_peak(name, b, t, k, args.timeout, two)
         return 0
     import zcbench
     from bench_cost_growth import run_point

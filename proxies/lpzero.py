@@ -99,15 +99,18 @@ class LPZero(Proxy):
         if self.options["reduce"] not in ("mean", "sum"):
             raise ValueError("lpzero: reduce must be 'mean' or 'sum'")
 
+    def query_stat(self, layer, query):
+        # mean((-Q)^2), reduced as the forward produces Q: the query is not held (the sign flip squares away)
+        return sum_sq(query) / query.numel()
+
     def score(self, ctx) -> float:
         if self.options["genotype"] == "gpt2":
             return self._gpt2(ctx)
-        if not ctx.query:
+        queries = ctx.query_of(self)
+        if not queries:
             raise NotApplicable("the model has no attention operation with a query projection")
-        h_terms, blocks = [], []
-        for blk, q in ctx.query:
-            h_terms.append(sum_sq(q) / q.numel())  # mean((-q)^2): the sign flip squares away
-            blocks.append(blk)
+        h_terms = [h for _, h in queries]
+        blocks = [blk for blk, _ in queries]
         # Frobenius norm of each block's FFN activations (several ffn_act taps: norm of all of them)
         sq = {}
         for rec in ctx.tap_records("ffn_act"):

@@ -328,6 +328,58 @@ def test_layer_stats_are_reduced_as_the_pass_produces_them():
     assert res["fisher"].value == ref and res["snip"].status == "ok"
 
 
+class QueryTensors(Proxy):
+    """LPZero's H term from the held query tensors (the default ``query_stat``)."""
+
+    name = "query_tensors"
+    needs = frozenset({"forward", "attn_query"})
+
+    def score(self, ctx):
+        from zcbench.proxies._common import sum_sq
+
+        got = ctx.query_of(self)
+        assert got and all(torch.is_tensor(q) for _, q in got)
+        return sum(sum_sq(q) / q.numel() for _, q in got) / len(got)
+
+
+class BadQueryStat(QueryTensors):
+    name = "bad_query_stat"
+
+    def query_stat(self, layer, query):
+        raise RuntimeError("broken on purpose")
+
+
+def test_attn_query_is_reduced_as_the_forward_produces_it(data_dir):
+    """Issue 18 (memory): lpzero keeps mean(Q^2) per attention operation as the standard forward
+    produces Q (``query_stat``) instead of holding every query projection's output (288 MiB on
+    GPT-2's largest network at 16 x 192); a proxy keeping the default gets the tensors. On real
+    GPT-2 / FlexiBERT networks lpzero equals the value from the held tensors bit for bit, alone and
+    beside other proxies; a proxy whose query_stat raises fails alone."""
+    for name, bs, sl in (("gpt2", 2, 32), ("flexibert", 4, 16)):
+        space = zcbench.create_space(name)
+        arch = sorted(space.stored(), key=lambda a: a.id)[0]
+        ref = run(space, arch, [QueryTensors()], batch_size=bs, seq_len=sl)["query_tensors"]
+        assert ref.status == "ok" and ref.value > 0
+        lp = zcbench.get_proxy("lpzero")
+        seen = {}
+
+        class Peek(QueryTensors):  # reads what the pass kept for lpzero
+            name = "peek"
+
+            def score(self, ctx):
+                seen["lpzero"] = ctx.query_of(lp)
+                return super().score(ctx)
+
+        for others in ([], ["snip", "attention_confidence", "fisher"]):
+            got = run(space, arch, [lp, Peek()] + others, batch_size=bs, seq_len=sl)
+            assert got["lpzero"].status == "ok" and got["lpzero"].value == ref.value, (name, others, got["lpzero"])
+            assert got["peek"].value == ref.value
+            assert seen["lpzero"] and all(isinstance(v, float) for _, v in seen["lpzero"])  # no tensor held
+        res = run(space, arch, [BadQueryStat(), "lpzero", "snip"], batch_size=bs, seq_len=sl)
+        assert res["bad_query_stat"].status == "error" and "broken on purpose" in res["bad_query_stat"].message
+        assert res["lpzero"].value == ref.value and res["snip"].status == "ok"
+
+
 class BatchCentred(TwoLayerNet):
     """Examples interact: the hidden layer is centred over the minibatch."""
 

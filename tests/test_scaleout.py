@@ -170,6 +170,48 @@ def test_three_concurrent_shards_then_merge_equal_a_single_process_run(tmp_path)
     assert summ["correlation"] == ref["correlation"] and summ["n_scored"] == 4
 
 
+def test_shards_meet_their_largest_networks_at_different_times(tmp_path):
+    """Issue 18 (memory): beside each other, shard 0 scores its networks largest first and shard 1
+    smallest first (membership unchanged: archs[i::n] of the ID order), so a two-worker sweep does
+    not score its two largest networks at once; further pairs of shards start further into their
+    lists. Checked on real GPT-2 networks, and end to end in the order a shard's score file is
+    written."""
+    import torch
+
+    import zcbench
+    from zcbench.runner import scoring_order, select_archs
+
+    space = zcbench.create_space("gpt2")
+
+    def size(a):
+        with torch.device("meta"):
+            return sum(p.numel() for p in space.build(a).parameters())
+
+    archs = select_archs(space, 12, 0)
+    sizes = {a.id: size(a) for a in archs}
+    assert len(set(sizes.values())) == 12  # distinct sizes: the orders below are strict
+    assert scoring_order(space, archs, None) == archs  # no shard: order kept
+    for i in (0, 1):
+        mine = select_archs(space, 12, 0, f"{i}/2")
+        got = scoring_order(space, mine, f"{i}/2")
+        assert sorted(a.id for a in got) == sorted(a.id for a in mine)  # same networks, another order
+        s = [sizes[a.id] for a in got]
+        assert s == sorted(s, reverse=(i == 0)), (i, s)
+    quarter = select_archs(space, 12, 0, "2/4")
+    got = [sizes[a.id] for a in scoring_order(space, quarter, "2/4")]
+    assert got[0] != max(got) and sorted(got, reverse=True) == got[got.index(max(got)):] + got[:got.index(max(got))]
+
+    proxy = data_proxy()
+    common = [f"proxy={proxy}", "space=gpt2", "seed=0", "n_archs=6", "batch_size=2", "seq_len=16",
+              "bootstrap=200", "progress=false", f"results_dir={tmp_path}"]
+    res = run_zc("run", *common, "shard=1/2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    (f,) = score_files(tmp_path).values()
+    written = [json.loads(ln)["arch_id"] for ln in f.read_text().splitlines()]
+    six = {a.id: size(a) for a in select_archs(space, 6, 0)}
+    assert len(written) == 3 and [six[i] for i in written] == sorted(six[i] for i in written)
+
+
 def _hammer(root: str, worker: int, n: int, payload: int) -> None:
     f = ScoreFile(Path(root), "gpt2", "stress", 0, {"k": 1}, "1")
     for i in range(n):

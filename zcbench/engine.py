@@ -132,11 +132,26 @@ def _layer_stats(ctx: Context, proxies: list, wl: WeightLayer, out: torch.Tensor
                 got[wl.name] = v
 
 
+def _query_stats(ctx: Context, proxies: tuple, layer, q: torch.Tensor) -> None:
+    """Each proxy's ``query_stat`` of one attention operation's query into ``ctx.query_stats``; a
+    proxy whose ``query_stat`` raises keeps the error (raised again by ``ctx.query_of``)."""
+    with torch.no_grad():
+        for p in proxies:
+            got = ctx.query_stats[id(p)]
+            if isinstance(got, Exception):
+                continue
+            try:
+                got.append((layer, p.query_stat(layer, q)))
+            except Exception as exc:  # noqa: BLE001 - reported on that proxy only
+                ctx.query_stats[id(p)] = PassError(f"query_stat on block {layer}: {one_line(exc)}")
+
+
 def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set,
-                   stat_proxies: tuple = ()) -> dict[str, str]:
+                   stat_proxies: tuple = (), query_proxies: tuple = ()) -> dict[str, str]:
     """One forward of the minibatch and (if needed) one backward, capturing what ``needs`` asks
     for; ``stat_proxies`` (those needing ``layer_stats`` / ``layer_grad_stats``) reduce each
-    weight layer's output (and its gradient) as it is produced."""
+    weight layer's output (and its gradient) as it is produced, ``query_proxies`` (those needing
+    ``attn_query``) each attention operation's query."""
     model, batch = ctx.model, ctx.batch
     want_grads = bool(needs & GRAD_NEEDS)
     want_jac = "jacobian" in needs
@@ -201,7 +216,7 @@ def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set
                             return None
                         out.register_hook(on_grad)
                 handles.append(wl.module.register_forward_hook(hook))
-        queries: list = []
+        ctx.query_stats = {id(p): [] for p in query_proxies} if want_query else {}
         if want_query:
             for aname, amod, blk in attention_modules(model):
                 lin, fused = query_projection(amod)
@@ -213,7 +228,7 @@ def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set
                             return
                         _state["done"] = True
                         q = out[..., : mod.out_features // 3] if _fused else out
-                        queries.append((_blk, q.detach()))
+                        _query_stats(ctx, query_proxies, _blk, q.detach())
                     handles.append(sub.register_forward_hook(hook))
         flop_ctx = contextlib.nullcontext()
         counter = None
@@ -232,7 +247,6 @@ def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set
             h.remove()
     if counter is not None:
         ctx.flops = float(counter.get_total_flops())
-    ctx.query = queries
     ctx.output = type(out)(**{k: (v.detach() if torch.is_tensor(v) else v) for k, v in vars(out).items()})
     ctx.taps = {k: [TapRecord(k, layer, mname, t.detach()) for layer, mname, t in recs] for k, recs in live.items()}
     errors: dict[str, str] = {}
@@ -411,7 +425,7 @@ def free_captures(ctx: Context, keep: set, keep_taps: set) -> None:
         ctx.output = None
     ctx.taps = {k: v for k, v in ctx.taps.items() if k in keep_taps}
     for need, field_, empty in (("layer_outputs", "layer_outputs", {}), ("head_mask", "head_mask_grads", []),
-                                ("attn_query", "query", []), ("jacobian", "jacobian", None),
+                                ("attn_query", "query_stats", {}), ("jacobian", "jacobian", None),
                                 ("per_example", "per_example", None), ("multi_batch", "multi_batch_grads", []),
                                 ("hvp_fd", "hvp_fd", {})):
         if need not in keep:
@@ -720,7 +734,8 @@ def run_passes(ctx: Context, members: list[Proxy], *, defer_multi_batch: bool = 
         t0 = time.perf_counter()
         partial: dict[str, str] = {}
         stat_proxies = tuple(p for p in members if set(p.needs) & STAT_NEEDS)
-        err = _run(ctx, lambda c: partial.update(_standard_pass(c, std, taps, tgr, stat_proxies)))
+        query_proxies = tuple(p for p in members if "attn_query" in p.needs)
+        err = _run(ctx, lambda c: partial.update(_standard_pass(c, std, taps, tgr, stat_proxies, query_proxies)))
         pass_time["standard"] = time.perf_counter() - t0
         for n in std:  # a failed forward fails every need; a failed backward only its own
             if err or n in partial:

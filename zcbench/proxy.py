@@ -48,6 +48,10 @@ Needs and the passes that serve them (see docs/proxies.md for the full story)
     output of the query projection of every attention module (the first
     ``nn.Linear`` the module calls; the first third of it when that layer is
     a fused q/k/v projection); rides the standard forward (LPZero's "head").
+    Each proxy's ``query_stat(layer, query)`` is called as the forward
+    produces it and only what it returns is kept (``ctx.query_of(proxy)``, in
+    call order); the default keeps the (detached) tensor itself, a proxy that
+    reads only a statistic returns that, and the query is not held.
 ``jacobian``
     per-example input Jacobian ``J[b] = d y_b / d e_b`` with respect to the
     ``embedding``-tap representation ``e``, where ``y_b = sum_t <h_{b,t}, u>``
@@ -168,7 +172,8 @@ class Proxy:
     * ``layers_counted`` — one line saying which layers/parameters the proxy counts (shown
       on the proxy's leaderboard page).
 
-    A proxy that needs ``layer_stats`` or ``layer_grad_stats`` implements ``layer_stat``.
+    A proxy that needs ``layer_stats`` or ``layer_grad_stats`` implements ``layer_stat``; one that
+    needs ``attn_query`` may override ``query_stat`` (default: keep the query tensor).
     """
 
     name: str = ""
@@ -216,6 +221,13 @@ class Proxy:
         (None for ``layer_stats``); return None to keep nothing for that layer. Runs under
         ``torch.no_grad()``."""
         raise NotImplementedError(f"proxy {self.name} needs layer stats but defines no layer_stat")
+
+    def query_stat(self, layer: int | None, query: torch.Tensor):
+        """For ``attn_query``: what to keep of one attention operation's query-projection output
+        (detached; ``layer`` is its block index), called as the standard forward produces it under
+        ``torch.no_grad()``. The default keeps the tensor; a proxy that needs only a statistic of
+        it returns that, so that the engine does not hold the tensor through the backward."""
+        return query
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -294,7 +306,7 @@ class Context:
     layer_outputs: dict = field(default_factory=dict)  # weight-layer name -> (output, d objective/d output)
     layer_stats: dict = field(default_factory=dict)  # id(proxy) -> {weight-layer name: proxy.layer_stat(...)}
     head_mask_grads: list = field(default_factory=list)  # per head_out call: (layer, (B, H) tensor)
-    query: list = field(default_factory=list)  # per attention module: (layer, query output tensor)
+    query_stats: dict = field(default_factory=dict)  # id(proxy) -> [(layer, proxy.query_stat(...))], call order
     hvp: dict = field(default_factory=dict)  # weight-layer name -> H g
     hvp_fd: dict = field(default_factory=dict)  # weight-layer name -> H g by a forward difference
     jacobian: torch.Tensor | None = None  # (B, T, D)
@@ -331,6 +343,14 @@ class Context:
         ``layer_grad_stats``), by weight-layer name."""
         got = self.layer_stats.get(id(proxy), {})
         if isinstance(got, Exception):  # its layer_stat raised during the pass
+            raise got
+        return got
+
+    def query_of(self, proxy: Proxy) -> list:
+        """``attn_query``: ``[(layer, proxy.query_stat(layer, query))]`` per attention operation, in
+        call order (the query tensors themselves unless the proxy overrides ``query_stat``)."""
+        got = self.query_stats.get(id(proxy), [])
+        if isinstance(got, Exception):  # its query_stat raised during the pass
             raise got
         return got
 

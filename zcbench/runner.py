@@ -239,6 +239,34 @@ def select_archs(space, n_archs: int | None, seed: int, shard=None):
     return archs
 
 
+def scoring_order(space, archs: list, shard) -> list:
+    """The order in which one shard scores ``archs`` (its membership is unchanged): with two or
+    more shards, by model size (parameters of the built model, counted on the meta device) —
+    even shards largest first, odd shards smallest first, and from the third shard on each pair
+    of shards starts further into its list — so that shards running side by side do not meet
+    their largest networks at the same time (peak memory of a two-worker sweep: the largest
+    network beside a small one, not the two largest together; docs/performance.md section 6).
+    Without shards, or when a model cannot be built on the meta device, the order is kept."""
+    sh = parse_shard(shard)
+    if not sh or sh[1] < 2 or len(archs) < 2:
+        return list(archs)
+    i, n = sh
+    sizes = {}
+    try:
+        for a in archs:
+            with torch.device("meta"):
+                sizes[a.id] = sum(p.numel() for p in space.build(a).parameters())
+    except Exception as exc:  # noqa: BLE001 - the order is an optimisation: keep the stored one
+        _log(f"shard {i}/{n}: models not countable on the meta device ({type(exc).__name__}); "
+             "scoring in ID order")
+        return list(archs)
+    order = sorted(archs, key=lambda a: (-sizes[a.id], a.id))
+    if i % 2:
+        order.reverse()
+    k = (i // 2) * len(order) // -(-n // 2)  # pairs of shards beyond the first start further in
+    return order[k:] + order[:k]
+
+
 def data_config(rc: RunConfig, space, proxy, batch_info: dict | None) -> dict:
     cfg = {"space_options": rc.space_options}
     if not set(proxy.needs) <= {"arch"}:
@@ -347,6 +375,8 @@ def run_job(rc: RunConfig, mode: str = "run") -> JobResult:
         files[p.name] = f
     done = {name: f.read() for name, f in files.items()}
     todo = [a for a in archs if any(a.id not in done[p.name] for p in proxies)]
+    if mode != "merge" and any(set(p.needs) - {"arch"} for p in proxies):  # memory matters: models are built
+        todo = scoring_order(space, todo, shard)
     if mode == "merge":
         if todo:
             raise ConfigError(f"{len(todo)} of {len(archs)} architectures have no score yet for "
