@@ -10,7 +10,9 @@ Per space it runs one sweep
         batch_size=B seq_len=T shard=0/W,...,W-1/W hydra/launcher=joblib hydra.launcher.n_jobs=W
 
 (the shards interleave the sorted architecture IDs, so the W jobs get equal shares of large
-and small networks), then ``python -m zcbench merge`` over the same proxies, which checks that
+and small networks, and each scores its share in size order — even shards largest first, odd
+shards smallest first, ``zcbench.runner.scoring_order`` — so that two workers do not meet their
+largest networks at once), then ``python -m zcbench merge`` over the same proxies, which checks that
 every architecture has every score and scores the set-level proxies (``ntsr``) from the stored
 components. Joblib gives each worker ``cpu_count // W`` torch threads.
 

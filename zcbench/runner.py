@@ -264,6 +264,8 @@ def scoring_order(space, archs: list, shard) -> list:
     if i % 2:
         order.reverse()
     k = (i // 2) * len(order) // -(-n // 2)  # pairs of shards beyond the first start further in
+    _log(f"shard {i}/{n}: {len(order)} architectures in size order, {'smallest' if i % 2 else 'largest'} first"
+         + (f" from position {k + 1}" if k else ""))
     return order[k:] + order[:k]
 
 
