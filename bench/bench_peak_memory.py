@@ -43,13 +43,7 @@ DEFAULT = ["gpt2:16x192", "flexibert:128x128"]
 
 def by_size(space):
     """Stored architectures with their parameter counts (meta device), largest first."""
-    import torch
-
-    sized = []
-    for a in space.stored():
-        with torch.device("meta"):
-            sized.append((a, sum(p.numel() for p in space.build(a).parameters())))
-    return sorted(sized, key=lambda an: -an[1])
+    return sorted(((a, space.model_params(a)) for a in space.stored()), key=lambda an: -an[1])
 
 
 def largest(space):

@@ -115,35 +115,37 @@ def _objective_scalar(out, objective: str) -> torch.Tensor:
     raise PassError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
 
 
-def _layer_stats(ctx: Context, proxies: list, wl: WeightLayer, out: torch.Tensor, grad) -> None:
-    """Each proxy's ``layer_stat`` of one weight layer into ``ctx.layer_stats``; a proxy whose
-    ``layer_stat`` raises keeps the error (raised again by ``ctx.layer_stats_of``), the others go on."""
+def _per_proxy(store: dict, proxies, add, where: str) -> None:
+    """``add(proxy, entry)`` for each proxy whose ``store`` entry has not failed, under no_grad; a
+    proxy whose ``add`` raises keeps the error in its entry (raised again when the proxy reads its
+    statistics), the others go on. Serves ``layer_stats`` and ``attn_query``."""
     with torch.no_grad():
         for p in proxies:
-            got = ctx.layer_stats[id(p)]
-            if isinstance(got, Exception):
+            entry = store[id(p)]
+            if isinstance(entry, Exception):
                 continue
             try:
-                v = p.layer_stat(wl, out, grad)
+                add(p, entry)
             except Exception as exc:  # noqa: BLE001 - reported on that proxy only
-                ctx.layer_stats[id(p)] = PassError(f"layer_stat on {wl.name}: {one_line(exc)}")
-                continue
-            if v is not None:
-                got[wl.name] = v
+                store[id(p)] = PassError(f"{where}: {one_line(exc)}")
+
+
+def _layer_stats(ctx: Context, proxies: list, wl: WeightLayer, out: torch.Tensor, grad) -> None:
+    """Each proxy's ``layer_stat`` of one weight layer into ``ctx.layer_stats`` (read by
+    ``ctx.layer_stats_of``); None keeps nothing for that layer."""
+    def add(p, got):
+        v = p.layer_stat(wl, out, grad)
+        if v is not None:
+            got[wl.name] = v
+
+    _per_proxy(ctx.layer_stats, proxies, add, f"layer_stat on {wl.name}")
 
 
 def _query_stats(ctx: Context, proxies: tuple, layer, q: torch.Tensor) -> None:
-    """Each proxy's ``query_stat`` of one attention operation's query into ``ctx.query_stats``; a
-    proxy whose ``query_stat`` raises keeps the error (raised again by ``ctx.query_of``)."""
-    with torch.no_grad():
-        for p in proxies:
-            got = ctx.query_stats[id(p)]
-            if isinstance(got, Exception):
-                continue
-            try:
-                got.append((layer, p.query_stat(layer, q)))
-            except Exception as exc:  # noqa: BLE001 - reported on that proxy only
-                ctx.query_stats[id(p)] = PassError(f"query_stat on block {layer}: {one_line(exc)}")
+    """Each proxy's ``query_stat`` of one attention operation's query into ``ctx.query_stats``
+    (read by ``ctx.query_of``), in call order."""
+    _per_proxy(ctx.query_stats, proxies, lambda p, got: got.append((layer, p.query_stat(layer, q))),
+               f"query_stat on block {layer}")
 
 
 def _standard_pass(ctx: Context, needs: set, tap_kinds: set, tap_grad_kinds: set,

@@ -296,8 +296,7 @@ def build(cfg: dict, command: str = "") -> dict:
         t0 = time.perf_counter()
         result = train(space, arch, recipe, data, seed)
         secs = time.perf_counter() - t0
-        with torch.device("meta"):
-            params = sum(p.numel() for p in space.build(arch).parameters())
+        params = space.model_params(arch)
         row = {"arch_id": arch.id, "genes": arch.genes, "seed": seed, **result, "train_seconds": round(secs, 3),
                "params": int(params), "finished_at": _now(), "host": socket.gethostname()}
         append_row(folder / "table.jsonl", row)

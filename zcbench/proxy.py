@@ -341,21 +341,24 @@ class Context:
     def layer_stats_of(self, proxy: Proxy) -> dict:
         """``proxy.layer_stat`` of every weight layer it kept something for (``layer_stats`` /
         ``layer_grad_stats``), by weight-layer name."""
-        got = self.layer_stats.get(id(proxy), {})
-        if isinstance(got, Exception):  # its layer_stat raised during the pass
-            raise got
-        return got
+        return _own_stats(self.layer_stats, proxy, {})
 
     def query_of(self, proxy: Proxy) -> list:
         """``attn_query``: ``[(layer, proxy.query_stat(layer, query))]`` per attention operation, in
         call order (the query tensors themselves unless the proxy overrides ``query_stat``)."""
-        got = self.query_stats.get(id(proxy), [])
-        if isinstance(got, Exception):  # its query_stat raised during the pass
-            raise got
-        return got
+        return _own_stats(self.query_stats, proxy, [])
 
     def tap_records(self, kind: str) -> list[TapRecord]:
         return self.taps.get(kind, [])
+
+
+def _own_stats(store: dict, proxy: Proxy, empty):
+    """A proxy's entry of ``Context.layer_stats`` / ``query_stats``; the error its own
+    ``layer_stat`` / ``query_stat`` raised during the pass is raised here."""
+    got = store.get(id(proxy), empty)
+    if isinstance(got, Exception):
+        raise got
+    return got
 
 
 def classify(value: float) -> str:

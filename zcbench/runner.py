@@ -254,8 +254,7 @@ def scoring_order(space, archs: list, shard) -> list:
     sizes = {}
     try:
         for a in archs:
-            with torch.device("meta"):
-                sizes[a.id] = sum(p.numel() for p in space.build(a).parameters())
+            sizes[a.id] = space.model_params(a)
     except Exception as exc:  # noqa: BLE001 - the order is an optimisation: keep the stored one
         _log(f"shard {i}/{n}: models not countable on the meta device ({type(exc).__name__}); "
              "scoring in ID order")

@@ -187,6 +187,12 @@ class Space:
     def make_batch(self, batch_size: int, seq_len: int, seed: int) -> Batch:
         raise NotImplementedError
 
+    def model_params(self, arch: Arch) -> int:
+        """Parameters of the model ``build`` returns, counted on the meta device (nothing allocated;
+        a tensor shared by several modules counted once)."""
+        with torch.device("meta"):
+            return sum(p.numel() for p in self.build(arch).parameters())
+
     def param_counts(self, arch: Arch) -> dict[str, int]:
         """Counts in the benchmark's own convention (``total``, ``nonembedding``, ...)."""
         from zcbench.introspect import params_by_role
